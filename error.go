@@ -55,8 +55,16 @@ var Codes = []Code{
 type Error struct {
 	Code    Code
 	Message string
-	Field   string // the offending input field, if any ("person.id_number")
+	Field   string  // the offending input field, if any ("person.id_number")
+	Issues  []Issue // itemised problems, e.g. one per bad CSV line
 	Err     error
+}
+
+// Issue is one itemised problem inside an error: a CSV line, a field.
+type Issue struct {
+	Line    int    `json:"line,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string {
