@@ -60,7 +60,7 @@ func newID(prefix string) string {
 // Page is one page of a listing. Next is the cursor for the following page,
 // empty on the last.
 type Page[T any] struct {
-	Items []T  `json:"items"`
+	Items []T    `json:"items"`
 	Next  string `json:"next,omitempty"`
 }
 
