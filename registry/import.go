@@ -75,7 +75,7 @@ func (t *jobTable) get(id string) (ImportJob, bool) {
 		return ImportJob{}, false
 	}
 	c := *j
-	c.Errors = append([]yibao.Issue(nil), j.Errors...)
+	c.Errors = append([]yibao.Issue{}, j.Errors...)
 	return c, true
 }
 

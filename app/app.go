@@ -1,0 +1,171 @@
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"yibao"
+	"yibao/auth"
+	"yibao/gmcrypto"
+	"yibao/httpapi"
+	"yibao/registry"
+	"yibao/sqlstore"
+)
+
+// Version is set at build time with -ldflags "-X yibao/app.Version=…".
+var Version = "dev"
+
+// App is a running platform: database, services and HTTP handler.
+type App struct {
+	Config   Config
+	Log      *slog.Logger
+	DB       *sqlstore.DB
+	Registry *registry.Service
+	Auth     *auth.Service
+	API      *httpapi.Server
+}
+
+// Open validates cfg, opens and migrates the database and builds the
+// services. logOut receives the logs (os.Stderr in production).
+func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	level, _ := parseLevel(cfg.LogLevel)
+	var h slog.Handler
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
+	} else {
+		h = slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(h)
+	master, err := loadMasterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sqlstore.Open(ctx, cfg.DB)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	keys, err := gmcrypto.NewKeyring("k1", map[string][]byte{"k1": gmcrypto.DeriveKey(master, "yibao/pii/sm4/k1", 16)})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, DB: db}
+	a.Registry = registry.New(db, keys, gmcrypto.DeriveKey(master, "yibao/pii/blind-index", 32))
+	a.Auth = auth.New(db, keys)
+	if cfg.PasswordIterations > 0 {
+		a.Auth.PasswordIterations = cfg.PasswordIterations
+	}
+	a.Auth.SessionTTL = cfg.SessionTTL
+	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
+		db, a.Registry, a.Auth, log)
+	return a, nil
+}
+
+// loadMasterKey returns the 32-byte master secret from the configuration,
+// or from <data_dir>/master.key, creating that file (mode 0600) on first
+// start. Production deployments set YIBAO_MASTER_KEY from a secret store.
+func loadMasterKey(cfg Config) ([]byte, error) {
+	if cfg.MasterKey != "" {
+		b, err := hex.DecodeString(cfg.MasterKey)
+		if err != nil || len(b) != 32 {
+			return nil, errors.New("master_key: must be 64 hex characters")
+		}
+		return b, nil
+	}
+	path := filepath.Join(cfg.DataDir, "master.key")
+	if b, err := os.ReadFile(path); err == nil {
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(k) != 32 {
+			return nil, fmt.Errorf("%s: must hold 64 hex characters", path)
+		}
+		return k, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	k := make([]byte, 32)
+	rand.Read(k)
+	if err := os.WriteFile(path, []byte(hex.EncodeToString(k)+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// Close releases the database.
+func (a *App) Close() error { return a.DB.Close() }
+
+// Handler is the whole HTTP surface.
+func (a *App) Handler() http.Handler { return a.API.Handler() }
+
+// EnsureAdmin creates the first administrator on an empty user table, with
+// cfg.AdminPassword or a random password it logs once.
+func (a *App) EnsureAdmin(ctx context.Context) error {
+	var n int
+	if err := a.DB.QueryRow(ctx, `SELECT COUNT(*) FROM users`).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return nil
+	}
+	pw := a.Config.AdminPassword
+	generated := pw == ""
+	if generated {
+		b := make([]byte, 12)
+		rand.Read(b)
+		pw = hex.EncodeToString(b)
+	}
+	ctx = yibao.WithPrincipal(ctx, yibao.System("bootstrap"))
+	if _, err := a.Auth.CreateUser(ctx, auth.NewUser{Username: "admin", Password: pw, Role: yibao.RoleAdmin, DisplayName: "医保局管理员"}); err != nil {
+		return err
+	}
+	if generated {
+		a.Log.Warn("created the first administrator; change this password", "username", "admin", "password", pw)
+	}
+	return nil
+}
+
+// Serve listens on cfg.Addr until ctx ends, then shuts down gracefully.
+// ready, if not nil, receives the bound address once listening.
+func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", a.Config.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", a.Config.Addr, err)
+	}
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a.Log.Info("shutting down")
+	return srv.Shutdown(shutCtx)
+}

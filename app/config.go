@@ -1,0 +1,204 @@
+// Package app wires the platform together: configuration, the database,
+// the services and the HTTP server, and the demo dataset. cmd/yibao is a
+// thin shell around it, and end-to-end tests build an App directly.
+package app
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"yibao/sqlstore"
+)
+
+// Config is the platform's configuration. It is filled in this order, each
+// step overriding the last: Defaults, a JSON config file (--config or
+// YIBAO_CONFIG), environment variables YIBAO_*, then flags.
+type Config struct {
+	Addr               string        `json:"addr"`                // listen address, YIBAO_ADDR
+	DataDir            string        `json:"data_dir"`            // YIBAO_DATA_DIR
+	DB                 string        `json:"db"`                  // DSN: SQLite path or postgres://…, YIBAO_DB; default <data_dir>/yibao.db
+	MasterKey          string        `json:"master_key"`          // 64 hex chars, YIBAO_MASTER_KEY; default: <data_dir>/master.key, created on first start
+	LogLevel           string        `json:"log_level"`           // debug | info | warn | error, YIBAO_LOG_LEVEL
+	LogFormat          string        `json:"log_format"`          // text | json, YIBAO_LOG_FORMAT
+	MaxBodyBytes       int64         `json:"max_body_bytes"`      // YIBAO_MAX_BODY_BYTES
+	MaxImportBytes     int64         `json:"max_import_bytes"`    // YIBAO_MAX_IMPORT_BYTES
+	PasswordIterations int           `json:"password_iterations"` // PBKDF2-SM3 cost, YIBAO_PASSWORD_ITERATIONS
+	SessionTTL         time.Duration `json:"session_ttl"`         // YIBAO_SESSION_TTL, e.g. 12h
+	AdminPassword      string        `json:"admin_password"`      // first-start admin password, YIBAO_ADMIN_PASSWORD; random if empty
+}
+
+// Defaults returns the configuration used when nothing is set.
+func Defaults() Config {
+	return Config{
+		Addr:               "127.0.0.1:8080",
+		DataDir:            ".yibao",
+		LogLevel:           "info",
+		LogFormat:          "text",
+		MaxBodyBytes:       1 << 20,
+		MaxImportBytes:     64 << 20,
+		PasswordIterations: 0, // gmcrypto's default
+		SessionTTL:         12 * time.Hour,
+	}
+}
+
+// LoadFile merges a JSON config file over c. Unknown keys are errors;
+// session_ttl is a duration string such as "12h".
+func (c *Config) LoadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	fc := struct {
+		*Config
+		SessionTTL string `json:"session_ttl"`
+	}{Config: c}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	if fc.SessionTTL != "" {
+		d, err := time.ParseDuration(fc.SessionTTL)
+		if err != nil {
+			return fmt.Errorf("config file %s: session_ttl: %w", path, err)
+		}
+		c.SessionTTL = d
+	}
+	return nil
+}
+
+// LoadEnv merges YIBAO_* variables over c.
+func (c *Config) LoadEnv(getenv func(string) string) error {
+	str := func(name string, dst *string) {
+		if v := getenv(name); v != "" {
+			*dst = v
+		}
+	}
+	str("YIBAO_ADDR", &c.Addr)
+	str("YIBAO_DATA_DIR", &c.DataDir)
+	str("YIBAO_DB", &c.DB)
+	str("YIBAO_MASTER_KEY", &c.MasterKey)
+	str("YIBAO_LOG_LEVEL", &c.LogLevel)
+	str("YIBAO_LOG_FORMAT", &c.LogFormat)
+	str("YIBAO_ADMIN_PASSWORD", &c.AdminPassword)
+	for _, f := range []struct {
+		name string
+		dst  *int64
+	}{{"YIBAO_MAX_BODY_BYTES", &c.MaxBodyBytes}, {"YIBAO_MAX_IMPORT_BYTES", &c.MaxImportBytes}} {
+		if v := getenv(f.name); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return fmt.Errorf("%s: must be a whole number of bytes", f.name)
+			}
+			*f.dst = n
+		}
+	}
+	if v := getenv("YIBAO_PASSWORD_ITERATIONS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("YIBAO_PASSWORD_ITERATIONS: must be a whole number")
+		}
+		c.PasswordIterations = n
+	}
+	if v := getenv("YIBAO_SESSION_TTL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("YIBAO_SESSION_TTL: %w", err)
+		}
+		c.SessionTTL = d
+	}
+	return nil
+}
+
+// Flags registers flags on fs that write into c.
+func (c *Config) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen address")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "data directory (SQLite database, master key)")
+	fs.StringVar(&c.DB, "db", c.DB, "database: SQLite file path or postgres:// DSN (default <data-dir>/yibao.db)")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+}
+
+// Validate checks c and fills derived defaults. Messages name the setting.
+func (c *Config) Validate() error {
+	var errs []string
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Sprintf("addr %q: must be host:port, e.g. 127.0.0.1:8080", c.Addr))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, "data_dir: must not be empty")
+	}
+	if c.DB == "" {
+		c.DB = filepath.Join(c.DataDir, "yibao.db")
+	}
+	if c.MasterKey != "" && len(c.MasterKey) != 64 {
+		errs = append(errs, "master_key: must be 64 hex characters (32 bytes)")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Sprintf("log_format %q: must be text or json", c.LogFormat))
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		errs = append(errs, "max_body_bytes: must be between 1 KiB and 64 MiB")
+	}
+	if c.MaxImportBytes < 1024 || c.MaxImportBytes > 1<<30 {
+		errs = append(errs, "max_import_bytes: must be between 1 KiB and 1 GiB")
+	}
+	if c.PasswordIterations < 0 {
+		errs = append(errs, "password_iterations: must not be negative")
+	}
+	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
+		errs = append(errs, "session_ttl: must be between 1m and 720h")
+	}
+	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
+		errs = append(errs, "admin_password: must be at least 8 characters")
+	}
+	if len(errs) > 0 {
+		return errors.New("invalid configuration:\n  " + strings.Join(errs, "\n  "))
+	}
+	return nil
+}
+
+// Redacted returns c safe to log.
+func (c Config) Redacted() Config {
+	if c.MasterKey != "" {
+		c.MasterKey = "(set)"
+	}
+	if c.AdminPassword != "" {
+		c.AdminPassword = "(set)"
+	}
+	if sqlstore.IsPostgresDSN(c.DB) {
+		if i := strings.Index(c.DB, "@"); i > 0 {
+			if j := strings.Index(c.DB, "://"); j > 0 && j+3 < i {
+				c.DB = c.DB[:j+3] + "…" + c.DB[i:]
+			}
+		}
+	}
+	return c
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log_level %q: must be debug, info, warn or error", s)
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+
+	"yibao/app"
+	"yibao/demo"
+	"yibao/sqlstore"
+)
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	keep := false
+	cfg, _, err := loadConfig("demo", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&keep, "keep", false, "keep an existing demo database instead of starting fresh")
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.DataDir == app.Defaults().DataDir {
+		cfg.DataDir = filepath.Join(cfg.DataDir, "demo")
+	}
+	if cfg.DB == "" && !keep {
+		// A fresh demo every time: the data directory is the demo's own.
+		if err := os.RemoveAll(cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	a, err := app.Open(ctx, cfg, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	d := demo.Build()
+	var n int
+	if err := a.DB.QueryRow(ctx, `SELECT COUNT(*) FROM regions`).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		rep, err := a.Seed(ctx, d)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "seeded %d regions, %d schemes, %d institutions, %d catalog items, %d persons (%d coverages), %d users, %d API keys in %s\n",
+			rep.Regions, rep.Schemes, rep.Institutions, rep.Catalog, rep.Persons, rep.Coverages, rep.Users, rep.APIKeys, rep.Took.Round(1e6))
+	}
+	return a.Serve(ctx, func(addr string) {
+		base := "http://" + addr
+		fmt.Fprintf(stdout, "\nyibao demo is running on %s (database: %s)\n\n", base, dbName(cfg))
+		fmt.Fprintf(stdout, "  health      %s/healthz\n  API spec    %s/api/v1/openapi.json\n  metrics     %s/metrics\n\n", base, base, base)
+		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "  login\tpassword\trole\tinstitution")
+		for _, u := range d.Users {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", u.Username, u.Password, u.Role, u.FixmedinsCode)
+		}
+		tw.Flush()
+		fmt.Fprintf(stdout, "\n  try: curl -s %s/api/v1/auth/login -d '{\"username\":\"admin\",\"password\":\"%s\"}'\n\n", base, d.Users[0].Password)
+	})
+}
+
+func dbName(cfg app.Config) string {
+	if sqlstore.IsPostgresDSN(cfg.DB) {
+		return "PostgreSQL"
+	}
+	return "SQLite " + cfg.DB
+}

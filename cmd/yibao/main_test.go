@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"yibao/sqlstore/sqltest"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var urlRe = regexp.MustCompile(`running on (http://[0-9.:]+)`)
+
+// TestDemoAnswersWithinTenSeconds runs `yibao demo` as a user would and
+// checks the promise of the README: /healthz answers within 10 s and the
+// seeded registry is served over the API.
+func TestDemoAnswersWithinTenSeconds(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"demo", "--addr", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "demo"), "--log-level", "warn"}
+	if os.Getenv(sqltest.EnvPG) != "" {
+		args = append(args, "--db", sqltest.DSN(t))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut syncBuffer
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- run(ctx, args, &out, &errOut) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo exited with %v\n%s", err, errOut.String())
+		}
+	}()
+	var base string
+	for base == "" {
+		if m := urlRe.FindStringSubmatch(out.String()); m != nil {
+			base = m[1]
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("demo stopped: %v\n%s\n%s", err, out.String(), errOut.String())
+		default:
+		}
+		if time.Since(start) > 10*time.Second {
+			t.Fatalf("demo did not start within 10 s\n%s\n%s", out.String(), errOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resp, err := http.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("healthz answered after %s", took)
+	}
+	t.Logf("demo answered /healthz after %s", time.Since(start).Round(time.Millisecond))
+
+	// The printed admin login works and the registry is there.
+	m := regexp.MustCompile(`"username":"admin","password":"([^"]+)"`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no admin login printed:\n%s", out.String())
+	}
+	resp, err = http.Post(base+"/api/v1/auth/login", "application/json", strings.NewReader(`{"username":"admin","password":"`+m[1]+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sess struct{ Token string }
+	json.NewDecoder(resp.Body).Decode(&sess)
+	resp.Body.Close()
+	req, _ := http.NewRequest("GET", base+"/api/v1/catalog?limit=500", nil)
+	req.Header.Set("Authorization", "Bearer "+sess.Token)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page struct{ Items []json.RawMessage }
+	json.NewDecoder(resp.Body).Decode(&page)
+	resp.Body.Close()
+	if len(page.Items) < 200 {
+		t.Fatalf("catalog has %d items, want ≥ 200", len(page.Items))
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "bad.csv")
+	os.WriteFile(csv, []byte("code,name,kind,class,self_pay_ratio,price_cap,unit,spec,category,restriction,valid_from,valid_to\nX1,药,drug,丁,,,片,,,,2025-01-01,\n"), 0o600)
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		out     string
+	}{
+		{"version", []string{"version"}, false, "yibao"},
+		{"unknown command", []string{"frobnicate"}, true, ""},
+		{"migrate", []string{"migrate", "--data-dir", dir}, false, "at migration"},
+		{"bad log level", []string{"migrate", "--data-dir", dir, "--log-level", "loud"}, true, ""},
+		{"import usage", []string{"import", "--data-dir", dir, "catalog"}, true, ""},
+		{"import bad file names the line", []string{"import", "--data-dir", dir, "catalog", csv}, true, "line 2"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errOut syncBuffer
+			err := run(context.Background(), c.args, &out, &errOut)
+			if (err != nil) != c.wantErr {
+				t.Fatalf("err = %v\n%s", err, errOut.String())
+			}
+			if c.out != "" && !strings.Contains(out.String()+errOut.String(), c.out) {
+				t.Fatalf("output lacks %q:\n%s%s", c.out, out.String(), errOut.String())
+			}
+		})
+	}
+}

@@ -1,0 +1,289 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"yibao"
+	"yibao/auth"
+)
+
+// access says who may reach a route at all; finer rules live in services.
+type access int
+
+const (
+	public access = iota // no credentials
+	anyone               // any authenticated principal
+	staff                // users only (bearer), not API keys
+)
+
+// route is one entry of the route table; the OpenAPI test checks the table
+// against openapi.yaml.
+type route struct {
+	method, path string
+	access       access
+	idempotent   bool  // state-changing call that needs an Idempotency-Key
+	maxBody      int64 // 0: the JSON default
+	h            func(c *call) error
+}
+
+// call is one request in flight.
+type call struct {
+	w         http.ResponseWriter
+	r         *http.Request
+	body      []byte
+	principal *yibao.Principal
+	status    int
+}
+
+// decode reads the JSON body into v, strictly: one object, no unknown
+// fields, right types.
+func (c *call) decode(v any) error {
+	ct := c.r.Header.Get("Content-Type")
+	if mt, _, _ := mime.ParseMediaType(ct); ct != "" && mt != "application/json" {
+		return yibao.Errorf(yibao.CodeUnsupportedType, "send application/json, not %s", mt)
+	}
+	if len(bytes.TrimSpace(c.body)) == 0 {
+		return yibao.Errorf(yibao.CodeMalformed, "the request body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return yibao.Errorf(yibao.CodeMalformed, "the body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a message that names the problem.
+func jsonError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return yibao.Errorf(yibao.CodeMalformed, "invalid JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &te):
+		return &yibao.Error{Code: yibao.CodeMalformed, Field: te.Field,
+			Message: fmt.Sprintf("field %q must be %s, not %s", te.Field, jsonKind(te.Type.Kind().String()), te.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return yibao.Errorf(yibao.CodeMalformed, "the JSON body ends too early")
+	case strings.HasPrefix(err.Error(), "json: unknown field"):
+		return yibao.Errorf(yibao.CodeMalformed, "%s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	var ye *yibao.Error
+	if errors.As(err, &ye) {
+		return ye
+	}
+	// Errors from UnmarshalText of typed fields (amounts, ratios).
+	return yibao.Errorf(yibao.CodeMalformed, "invalid value: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	}
+	return k
+}
+
+// json writes v with status.
+func (c *call) json(status int, v any) error {
+	c.status = status
+	writeJSON(c.w, status, v)
+	return nil
+}
+
+func (c *call) path(name string) string { return c.r.PathValue(name) }
+
+func (c *call) query(name string) string { return c.r.URL.Query().Get(name) }
+
+// limit parses ?limit=, 0 when absent.
+func (c *call) limit() (int, error) {
+	s := c.query("limit")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 500 {
+		return 0, yibao.FieldError("limit", "must be a whole number from 1 to 500")
+	}
+	return n, nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// statusOf maps an error code to its HTTP status. Every code in
+// yibao.Codes has an entry; a test checks it.
+var statusOf = map[yibao.Code]int{
+	yibao.CodeInvalid:           http.StatusUnprocessableEntity,
+	yibao.CodeMalformed:         http.StatusBadRequest,
+	yibao.CodeTooLarge:          http.StatusRequestEntityTooLarge,
+	yibao.CodeUnsupportedType:   http.StatusUnsupportedMediaType,
+	yibao.CodeIdemRequired:      http.StatusBadRequest,
+	yibao.CodeIdemConflict:      http.StatusConflict,
+	yibao.CodeUnauthenticated:   http.StatusUnauthorized,
+	yibao.CodeBadSignature:      http.StatusUnauthorized,
+	yibao.CodeReplay:            http.StatusUnauthorized,
+	yibao.CodeForbidden:         http.StatusForbidden,
+	yibao.CodeNotFound:          http.StatusNotFound,
+	yibao.CodeConflict:          http.StatusConflict,
+	yibao.CodePrecondition:      http.StatusConflict,
+	yibao.CodeRateLimited:       http.StatusTooManyRequests,
+	yibao.CodeInsufficientFunds: http.StatusUnprocessableEntity,
+	yibao.CodeInternal:          http.StatusInternalServerError,
+	yibao.CodeUnavailable:       http.StatusServiceUnavailable,
+}
+
+// ErrorBody is the one error shape of the API.
+type ErrorBody struct {
+	Code      yibao.Code    `json:"code"`
+	Message   string        `json:"message"`
+	Field     string        `json:"field,omitempty"`
+	Issues    []yibao.Issue `json:"issues,omitempty"`
+	RequestID string        `json:"request_id"`
+}
+
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
+	code := yibao.ErrorCode(err)
+	status, ok := statusOf[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	body := ErrorBody{Code: code, Message: yibao.ErrorMessage(err), RequestID: RequestID(r.Context())}
+	var ye *yibao.Error
+	if errors.As(err, &ye) {
+		body.Field, body.Issues = ye.Field, ye.Issues
+	}
+	if status >= 500 {
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", body.RequestID, "method", r.Method,
+			"path", r.URL.Path, "err", err.Error())
+		if code == yibao.CodeInternal {
+			body.Message = "internal error; quote the request id to support"
+		}
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="yibao"`)
+	}
+	writeJSON(w, status, body)
+	return status
+}
+
+// recorder captures the status and body a handler writes, for logs,
+// metrics and idempotent replay.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	buf    bytes.Buffer
+	keep   bool
+}
+
+func (rw *recorder) WriteHeader(code int) {
+	if rw.status == 0 {
+		rw.status = code
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *recorder) Write(b []byte) (int, error) {
+	if rw.status == 0 {
+		rw.status = http.StatusOK
+	}
+	if rw.keep {
+		rw.buf.Write(b)
+	}
+	return rw.ResponseWriter.Write(b)
+}
+
+// wrap turns a route into a handler: body limit, authentication,
+// idempotency, the handler, errors, logs and metrics.
+func (s *Server) wrap(rt route) http.Handler {
+	limit := rt.maxBody
+	switch {
+	case limit == 0:
+		limit = s.cfg.MaxBodyBytes
+	case limit < 0:
+		limit = s.cfg.MaxImportBytes
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &recorder{ResponseWriter: w, keep: rt.idempotent}
+		err := s.serve(rec, r, rt, limit)
+		if err != nil {
+			rec.status = s.writeError(rec, r, err)
+		}
+		dur := time.Since(start)
+		s.metrics.requests.WithLabelValues(rt.method+" "+rt.path, strconv.Itoa(rec.status)).Inc()
+		s.metrics.duration.WithLabelValues(rt.method + " " + rt.path).Observe(dur.Seconds())
+		attrs := []any{"request_id", RequestID(r.Context()), "method", r.Method, "route", rt.path,
+			"status", rec.status, "duration_ms", float64(dur.Microseconds()) / 1000}
+		if p := yibao.PrincipalFrom(r.Context()); p != nil {
+			attrs = append(attrs, "principal", p.ID())
+		}
+		if err != nil {
+			attrs = append(attrs, "code", yibao.ErrorCode(err))
+		}
+		s.log.InfoContext(r.Context(), "http", attrs...)
+	})
+}
+
+func (s *Server) serve(w *recorder, r *http.Request, rt route, limit int64) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return yibao.Errorf(yibao.CodeTooLarge, "the body is larger than %d bytes", limit)
+		}
+		return yibao.Wrap(yibao.CodeMalformed, err, "the request body could not be read")
+	}
+	c := &call{w: w, r: r, body: body}
+	if rt.access != public {
+		p, err := s.authenticate(r, body)
+		if err != nil {
+			return err
+		}
+		if rt.access == staff && p.Kind != yibao.PrincipalUser {
+			return yibao.Errorf(yibao.CodeForbidden, "this call is for staff sessions, not API keys")
+		}
+		c.principal = p
+		c.r = r.WithContext(yibao.WithPrincipal(r.Context(), p))
+	}
+	if rt.idempotent {
+		return s.idempotent(c, rt)
+	}
+	return rt.h(c)
+}
+
+// authenticate accepts a signed institution request or a bearer session.
+func (s *Server) authenticate(r *http.Request, body []byte) (*yibao.Principal, error) {
+	if auth.IsSigned(r) {
+		return s.auth.Verify(r.Context(), auth.FromRequest(r, body))
+	}
+	if t := bearer(r); t != "" {
+		return s.auth.Authenticate(r.Context(), t)
+	}
+	return nil, yibao.Errorf(yibao.CodeUnauthenticated, "send a bearer token (POST /api/v1/auth/login) or sign the request with an institution key")
+}

@@ -1,0 +1,146 @@
+// Package httpapi is the REST transport: routes under /api/v1, one error
+// shape, authentication (bearer sessions and signed institution requests),
+// idempotency keys, size limits, request ids, logs and metrics. Handlers
+// decode, call a service and encode; they hold no business rules.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"yibao"
+	"yibao/auth"
+	"yibao/registry"
+	"yibao/sqlstore"
+)
+
+// Config holds the transport's limits.
+type Config struct {
+	MaxBodyBytes   int64 // JSON bodies
+	MaxImportBytes int64 // CSV imports
+	Version        string
+}
+
+// Server serves the API. Build it with New and mount Handler.
+type Server struct {
+	cfg      Config
+	db       *sqlstore.DB
+	registry *registry.Service
+	auth     *auth.Service
+	log      *slog.Logger
+	routes   []route
+	metrics  *metrics
+	promReg  *prometheus.Registry
+	now      func() time.Time
+}
+
+// New builds the server and its route table.
+func New(cfg Config, db *sqlstore.DB, reg *registry.Service, au *auth.Service, log *slog.Logger) *Server {
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.MaxImportBytes <= 0 {
+		cfg.MaxImportBytes = 64 << 20
+	}
+	s := &Server{cfg: cfg, db: db, registry: reg, auth: au, log: log, now: time.Now}
+	s.promReg = prometheus.NewRegistry()
+	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	s.metrics = newMetrics(s.promReg)
+	s.routes = s.routeTable()
+	return s
+}
+
+// Registry returns the Prometheus registry, so other parts can add metrics.
+func (s *Server) Registry() *prometheus.Registry { return s.promReg }
+
+// Handler returns the root handler with every route mounted.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range s.routes {
+		mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, yibao.Errorf(yibao.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
+	})
+	return s.withRequestID(mux)
+}
+
+var requestIDRe = regexp.MustCompile(`^[A-Za-z0-9._-]{8,64}$`)
+
+type requestIDKey struct{}
+
+// RequestID returns the request id of ctx.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// withRequestID takes a well-formed X-Request-Id from the caller or makes
+// one, echoes it, and puts it in the context and every log line.
+func (s *Server) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-Id")
+		if !requestIDRe.MatchString(id) {
+			b := make([]byte, 12)
+			rand.Read(b)
+			id = "req_" + hex.EncodeToString(b)
+		}
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.cfg.Version})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status, code := "ready", http.StatusOK
+	detail := map[string]string{"database": s.db.Dialect.String()}
+	if err := s.db.Read().PingContext(ctx); err != nil {
+		status, code = "database unreachable", http.StatusServiceUnavailable
+	} else if v, err := s.db.Version(ctx); err != nil {
+		status, code = "schema unknown", http.StatusServiceUnavailable
+	} else {
+		ms, _ := sqlstore.Migrations(s.db.Dialect)
+		if len(ms) > 0 && v < ms[len(ms)-1].Version {
+			status, code = "migrations pending", http.StatusServiceUnavailable
+		}
+	}
+	detail["status"] = status
+	writeJSON(w, code, detail)
+}
+
+// isStateChanging reports whether a method changes state and so needs an
+// Idempotency-Key.
+func isStateChanging(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// bearer extracts a bearer token.
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if t, ok := strings.CutPrefix(h, "Bearer "); ok {
+		return strings.TrimSpace(t)
+	}
+	return ""
+}
