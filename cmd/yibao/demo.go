@@ -51,7 +51,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return a.Serve(ctx, func(addr string) {
 		base := "http://" + addr
-		fmt.Fprintf(stdout, "\nyibao demo is running on %s (database: %s)\n\n", base, dbName(cfg))
+		fmt.Fprintf(stdout, "\nyibao demo is running on %s (database: %s)\n\n", base, dbName(a.Config))
 		fmt.Fprintf(stdout, "  health      %s/healthz\n  API spec    %s/api/v1/openapi.json\n  metrics     %s/metrics\n\n", base, base, base)
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "  login\tpassword\trole\tinstitution")
@@ -59,7 +59,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", u.Username, u.Password, u.Role, u.FixmedinsCode)
 		}
 		tw.Flush()
-		fmt.Fprintf(stdout, "\n  try: curl -s %s/api/v1/auth/login -d '{\"username\":\"admin\",\"password\":\"%s\"}'\n\n", base, d.Users[0].Password)
+		fmt.Fprintf(stdout, "\n  try: curl -s %s/api/v1/auth/login --json '{\"username\":\"admin\",\"password\":\"%s\"}'\n\n", base, d.Users[0].Password)
 	})
 }
 
