@@ -18,19 +18,19 @@ import (
 // listed so).
 var layer = map[string]int{
 	"money":            0,
-	"":                 1, // the root domain package yibao
-	"policy":           1,
-	"ledger":           1,
-	"gmcrypto":         2,
-	"sqlstore":         2,
-	"sqlstore/sqltest": 3,
-	"demo":             2,
-	"registry":         3,
-	"auth":             3,
-	"ledger/engine":    3,
-	"httpapi":          4,
-	"app":              5,
-	"cmd/yibao":        6,
+	"":                 10, // the root domain package yibao
+	"policy":           20,
+	"ledger":           20,
+	"gmcrypto":         30,
+	"sqlstore":         30,
+	"demo":             30,
+	"sqlstore/sqltest": 40,
+	"ledger/engine":    40,
+	"registry":         50,
+	"auth":             50,
+	"httpapi":          70,
+	"app":              80,
+	"cmd/yibao":        90,
 }
 
 // pure packages do calculation only: no database, network, files, clock

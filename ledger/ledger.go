@@ -101,7 +101,7 @@ type Transfer struct {
 	PendingID       string        `json:"pending_id,omitempty"` // for PostPending / VoidPending
 	Timeout         int64         `json:"timeout,omitempty"`    // seconds, Pending only; 0 = never expires
 	Ledger          string        `json:"ledger"`
-	Code            string        `json:"code"`                // what the movement is: "settlement", "reversal", "contribution", …
+	Code            string        `json:"code"` // what the movement is: "settlement", "reversal", "contribution", …
 	Flags           TransferFlags `json:"flags"`
 	UserData        string        `json:"user_data,omitempty"` // e.g. the settlement id: all legs of one settlement share it
 	Leg             string        `json:"leg,omitempty"`       // e.g. "hifp_pay", "acct_pay"
