@@ -406,12 +406,13 @@ func (b *Book) apply(t Transfer, index int, now int64) Result {
 		dr.DebitsPosted += t.Amount
 		cr.CreditsPosted += t.Amount
 	}
-	return Result{Transfer: b.add(t, now)}
+	return Result{Transfer: b.add(t, now, dr, cr)}
 }
 
 // add stores a new transfer with the next sequence number.
-func (b *Book) add(t Transfer, now int64) *Transfer {
+func (b *Book) add(t Transfer, now int64, dr, cr *Account) *Transfer {
 	t.Seq, t.Timestamp = b.nextSeq, now
+	t.DebitBalance, t.CreditBalance = dr.CreditBalance(), cr.CreditBalance()
 	b.nextSeq++
 	p := &t
 	b.transfers[t.ID] = p
@@ -481,7 +482,7 @@ func (b *Book) resolve(t Transfer, now int64, fail func(Reason, string) Result) 
 		p.Status = StatusVoided
 	}
 	t.DebitAccountID, t.CreditAccountID, t.Ledger, t.Amount = p.DebitAccountID, p.CreditAccountID, p.Ledger, amount
-	return Result{Transfer: b.add(t, now)}
+	return Result{Transfer: b.add(t, now, dr, cr)}
 }
 
 // CodeExpiry marks the void the engine makes when a pending transfer's

@@ -107,6 +107,10 @@ type Transfer struct {
 	Leg             string        `json:"leg,omitempty"`       // e.g. "hifp_pay", "acct_pay"
 	Seq             int64         `json:"seq"`                 // position in the ledger, set by the engine
 	Timestamp       int64         `json:"timestamp"`           // unix µs, set by the engine
+	// Posted credit balances (credits − debits) of the two accounts just
+	// after this transfer, for statements with a running balance.
+	DebitBalance  money.Fen `json:"debit_balance"`
+	CreditBalance money.Fen `json:"credit_balance"`
 	// For pending transfers, their current state (set by the book).
 	Status    PendingStatus `json:"pending_status,omitempty"`
 	ExpiresAt int64         `json:"expires_at,omitempty"` // unix µs; 0 = never

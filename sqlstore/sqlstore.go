@@ -230,6 +230,12 @@ func (db *DB) WriteTx(ctx context.Context, fn func(*Tx) error) error {
 	}
 }
 
+// WriteTxOnce is WriteTx without retries, for callers that keep state
+// outside the database and must not run fn twice.
+func (db *DB) WriteTxOnce(ctx context.Context, fn func(*Tx) error) error {
+	return db.writeTxOnce(ctx, fn)
+}
+
 func (db *DB) writeTxOnce(ctx context.Context, fn func(*Tx) error) (err error) {
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
