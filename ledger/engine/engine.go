@@ -58,11 +58,12 @@ type UnitResult struct {
 
 // Engine is the ledger writer and reader. It is safe for concurrent use.
 type Engine struct {
-	db   *sqlstore.DB
-	opts Options
-	reqs chan *request
-	book *ledger.Book
-	lock *sql.Conn // PostgreSQL advisory-lock session
+	db      *sqlstore.DB
+	opts    Options
+	reqs    chan *request
+	book    *ledger.Book
+	lock    *sql.Conn // PostgreSQL advisory-lock session
+	lockKey int64
 
 	closeOnce sync.Once
 	quit      chan struct{}
@@ -132,7 +133,7 @@ func Open(ctx context.Context, db *sqlstore.DB, opts Options) (*Engine, error) {
 			conn.Close()
 			return nil, yibao.Errorf(yibao.CodeUnavailable, "another ledger writer holds schema %s", schema)
 		}
-		e.lock = conn
+		e.lock, e.lockKey = conn, int64(h.Sum64()>>1)
 	}
 	var maxSeq int64
 	if err := db.Write().QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM ledger_transfers`).Scan(&maxSeq); err != nil {
@@ -151,7 +152,10 @@ func Open(ctx context.Context, db *sqlstore.DB, opts Options) (*Engine, error) {
 
 func (e *Engine) releaseLock() {
 	if e.lock != nil {
-		e.lock.Close() // closing the session releases the advisory lock
+		// The connection goes back to the pool, so unlock explicitly; a
+		// crashed process loses its session, and the lock with it.
+		e.lock.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, e.lockKey)
+		e.lock.Close()
 		e.lock = nil
 	}
 }
