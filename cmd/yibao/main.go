@@ -26,6 +26,8 @@ func commands() []command {
 		{"demo", "run the platform on a fresh database seeded with the demo dataset", runDemo},
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"import", "import a CSV file: yibao import catalog|persons FILE", runImport},
+		{"ledger", "ledger tools: yibao ledger check", runLedger},
+		{"bench", "benchmarks that print numbers: yibao bench ledger", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
