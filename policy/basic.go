@@ -18,6 +18,7 @@ const (
 	CounterMAFBase     = "maf_base"
 	CounterMAFPaid     = "maf_paid"
 	CounterMAFTiltPaid = "maf_tilt_paid"
+	CounterCvlPaid     = "cvlserv_paid"
 )
 
 func orDefault(s, def string) string {
@@ -187,6 +188,7 @@ func (c *calc) deductible() (money.Fen, error) {
 			base = *cr.Deductible
 		}
 	}
+	c.dedBase = base
 	counter := c.deductibleCounter()
 	var due money.Fen
 	if d.Unit == "year" {

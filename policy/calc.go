@@ -27,7 +27,7 @@ type calc struct {
 
 	// running figures
 	c1, firstPay, dedDue, ded, elig, consumed, overCap money.Fen
-	hifp, la, ci, maf                                  money.Fen
+	hifp, la, cvl, ci, maf, dedBase                    money.Fen
 }
 
 // Calc splits one settlement. p must have passed Validate. The result's
@@ -109,6 +109,9 @@ func (c *calc) setup() error {
 		if c.cross != nil && c.cross.Level > 0 {
 			c.level = c.cross.Level
 		}
+	}
+	if err := in.checkBounds(); err != nil {
+		return err
 	}
 	c.res.Breakdown.Level = c.level
 	c.res.Breakdown.CrossStatus = c.status
@@ -240,4 +243,52 @@ func parseClass(s string) (byte, bool) {
 
 func lineField(i int, name string) string {
 	return "lines[" + levelKey(i) + "]." + name
+}
+
+// checkBounds rejects amounts outside what a bill can hold.
+func (in *Input) checkBounds() error {
+	if len(in.Lines) > MaxLines {
+		return yibao.FieldError("lines", "at most %d lines", MaxLines)
+	}
+	a := &in.Accumulators
+	if a.AccountBalance < -MaxAmount || a.AccountBalance > MaxAmount {
+		return yibao.FieldError("accumulators.acct_balc", "out of range")
+	}
+	if a.Admissions < 0 || a.Admissions > 10000 {
+		return yibao.FieldError("accumulators.admissions", "want 0…10000, got %d", a.Admissions)
+	}
+	for k, v := range a.Counters {
+		if v < 0 || v > MaxAmount {
+			return yibao.FieldError("accumulators.counters["+k+"]", "must be between 0 and %s", MaxAmount)
+		}
+	}
+	if f := in.FamilyAccount; f != nil && (f.Balance < -MaxAmount || f.Balance > MaxAmount) {
+		return yibao.FieldError("family_account.balance", "out of range")
+	}
+	for i := range in.Lines {
+		l := &in.Lines[i]
+		if l.UnitPrice < 0 || l.UnitPrice > MaxLineFen {
+			return yibao.FieldError(lineField(i, "unit_price"), "must be between 0 and %s", MaxLineFen)
+		}
+		if l.Amount != nil && (*l.Amount < 0 || *l.Amount > MaxLineFen) {
+			return yibao.FieldError(lineField(i, "amount"), "must be between 0 and %s", MaxLineFen)
+		}
+		if l.PriceCap != nil && (*l.PriceCap < 0 || *l.PriceCap > MaxLineFen) {
+			return yibao.FieldError(lineField(i, "price_cap"), "must be between 0 and %s", MaxLineFen)
+		}
+		if l.Quantity != nil && l.Quantity.Cmp(money.MustRatio(maxQuantity, 1)) > 0 {
+			return yibao.FieldError(lineField(i, "quantity"), "at most %d", maxQuantity)
+		}
+		if l.Amount == nil && l.UnitPrice.Mul(qtyOf(l), money.Down) > MaxLineFen {
+			return yibao.FieldError(lineField(i, "amount"), "unit_price × quantity above %s", MaxLineFen)
+		}
+	}
+	return nil
+}
+
+func qtyOf(l *Line) money.Ratio {
+	if l.Quantity != nil {
+		return *l.Quantity
+	}
+	return money.One
 }

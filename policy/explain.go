@@ -41,8 +41,8 @@ func (e *explainer) basic(c *calc, pos, expRoom, fundRoom money.Fen) {
 	if d.Unit == "year" {
 		used := c.in.Accumulators.get(c.deductibleCounter())
 		e.add("deductible",
-			fmt.Sprintf("年度起付线：本年度已累计 %s，本次尚需 %s，实际支付起付线 %s", used, c.dedDue, c.ded),
-			fmt.Sprintf("annual deductible: %s already met this year, %s still due, %s paid now", used, c.dedDue, c.ded))
+			fmt.Sprintf("起付线 %s，本年度已累计 %s，本次尚需 %s，实际支付起付线 %s", c.dedBase, used, c.dedDue, c.ded),
+			fmt.Sprintf("deductible %s of which %s already met this year: %s still due, %s paid now", c.dedBase, used, c.dedDue, c.ded))
 	} else {
 		e.add("deductible",
 			fmt.Sprintf("起付线（%d级医院，本年第%d次住院）%s，实际支付 %s", c.level, c.admissionIndex(), c.dedDue, c.ded),

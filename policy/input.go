@@ -2,6 +2,15 @@ package policy
 
 import "yibao/money"
 
+// Bounds on input amounts, far above any real bill, so that no sum can
+// overflow int64 fen.
+const (
+	MaxAmount   money.Fen = 1e15 // 10 trillion yuan: counters, balances, policy amounts
+	MaxLineFen  money.Fen = 1e10 // 100 million yuan per line and per unit price
+	MaxLines              = 10000
+	maxQuantity           = 1_000_000
+)
+
 // Input is everything one settlement depends on besides the policy.
 type Input struct {
 	Person        Person         `json:"person"`

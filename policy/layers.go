@@ -1,12 +1,17 @@
 package policy
 
-import "yibao/money"
+import (
+	"fmt"
+
+	"yibao/money"
+)
 
 // Layer names (Benefit.Layers).
 const (
 	LayerLargeAmount     = "large_amount"
 	LayerCriticalIllness = "critical_illness"
 	LayerAssistance      = "assistance"
+	LayerCivilServant    = "civil_servant"
 )
 
 func (c *calc) layerOn(name string) bool {
@@ -32,6 +37,7 @@ func (c *calc) limit(capAmt money.Fen, counter string) money.Fen {
 // layers runs the supplementary, critical-illness and assistance layers.
 func (c *calc) layers() {
 	c.largeAmount()
+	c.civilServant()
 	c.criticalIllness()
 	c.assistance()
 }
@@ -46,7 +52,7 @@ func (c *calc) largeAmount() {
 	b0 := c.in.Accumulators.get(baseC)
 	lim := c.limit(la.AnnualCap, paidC)
 	var none adjuster
-	c.la, _ = bandPay(la.Bands, 0, b0, b0+c.overCap, lim, &none, c.rnd)
+	c.la = cumulative(la.Bands, la.BandsOn, la.Threshold, b0, c.overCap, lim, &none, c.rnd)
 	c.delta[baseC] = c.overCap
 	c.delta[paidC] = c.la
 	c.res.Breakdown.LargeAmountIn = c.overCap
@@ -57,10 +63,50 @@ func (c *calc) largeAmount() {
 	}
 }
 
+// cumulative pays an annual layer on the cumulative base b0 → b0+base:
+// only the part above the threshold is paid, with band edges absolute or
+// measured from the threshold ("excess").
+func cumulative(bands []Band, on string, thr, b0, base, lim money.Fen, adj *adjuster, rnd money.Rounding) money.Fen {
+	var offset money.Fen
+	if on == "excess" {
+		offset = thr
+	}
+	lo, hi := money.Max(b0, thr), money.Max(b0+base, thr)
+	paid, _ := bandPay(bands, offset, lo, hi, lim, adj, rnd)
+	return paid
+}
+
+// civilServant pays the civil-servant subsidy.
+func (c *calc) civilServant() {
+	cs := c.s.CivilServant
+	if cs == nil || !c.layerOn(LayerCivilServant) || !anyGroup(&c.in.Person, cs.Groups) {
+		return
+	}
+	base := c.inRangeBurden()
+	if !cs.IncludeDeductible {
+		base -= c.ded
+	}
+	base = clampFen(base)
+	paidC := orDefault(cs.PaidCounter, CounterCvlPaid)
+	lim := c.limit(cs.AnnualCap, paidC)
+	c.cvl = base.Mul(cs.Ratio, c.rnd)
+	if lim >= 0 {
+		c.cvl = money.Min(c.cvl, lim)
+	}
+	c.delta[paidC] = c.cvl
+	c.res.SetlInfo.CvlservPay += c.cvl
+	c.detail(orDefault(cs.FundPayType, "320100"), base, lim, c.cvl)
+	if c.ex != nil {
+		c.ex.add("civil_servant",
+			fmt.Sprintf("公务员医疗补助：基数 %s，比例 %s，支付 %s", base, pct(cs.Ratio), c.cvl),
+			fmt.Sprintf("civil-servant subsidy: base %s at %s pays %s", base, pct(cs.Ratio), c.cvl))
+	}
+}
+
 // inRangeBurden is the policy-range amount the person still bears after
 // the basic fund and the supplementary layer.
 func (c *calc) inRangeBurden() money.Fen {
-	return c.firstPay + c.ded + c.elig - c.hifp - c.la
+	return c.firstPay + c.ded + c.elig - c.hifp - c.la - c.cvl
 }
 
 // criticalIllness pays the 大病 layer on the year's cumulative burden.
@@ -92,12 +138,7 @@ func (c *calc) criticalIllness() {
 			lim = -1
 		}
 	}
-	var offset money.Fen
-	if ci.BandsOn == "excess" {
-		offset = thr
-	}
-	lo, hi := money.Max(b0, thr), money.Max(b0+base, thr)
-	c.ci, _ = bandPay(ci.Bands, offset, lo, hi, lim, &adj, c.rnd)
+	c.ci = cumulative(ci.Bands, ci.BandsOn, thr, b0, base, lim, &adj, c.rnd)
 	c.delta[baseC] = base
 	c.delta[paidC] = c.ci
 	c.res.Breakdown.CriticalBase = base

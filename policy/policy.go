@@ -80,6 +80,7 @@ type Scheme struct {
 	Pharmacy          *Benefit         `json:"pharmacy,omitempty"`           // 定点药店购药
 	Account           *AccountRule     `json:"account,omitempty"`            // nil: no personal account (residents)
 	LargeAmount       *LargeAmount     `json:"large_amount,omitempty"`
+	CivilServant      *CivilServant    `json:"civil_servant,omitempty"`
 	CriticalIllness   *CriticalIllness `json:"critical_illness,omitempty"`
 	Assistance        *Assistance      `json:"assistance,omitempty"`
 	CrossRegion       *CrossRegion     `json:"cross_region,omitempty"`
@@ -186,10 +187,24 @@ type AccountRule struct {
 type LargeAmount struct {
 	FundPayType string    `json:"fund_pay_type,omitempty"` // default 330100
 	Field       string    `json:"setl_field,omitempty"`    // default hifob_pay
-	Bands       []Band    `json:"bands"`                   // on the year's cumulative base, from 0
+	Threshold   money.Fen `json:"threshold,omitempty"`     // annual, on the cumulative base; 0 = pays from the first fen
+	BandsOn     string    `json:"bands_on,omitempty"`      // "absolute" (default) or "excess" over the threshold
+	Bands       []Band    `json:"bands"`                   // on the year's cumulative base
 	AnnualCap   money.Fen `json:"annual_cap,omitempty"`    // 0 = none
 	BaseCounter string    `json:"base_counter,omitempty"`  // default "large_amount_base"
 	PaidCounter string    `json:"paid_counter,omitempty"`  // default "large_amount"
+}
+
+// CivilServant is the civil-servant medical subsidy (公务员医疗补助, 320100):
+// a share of the in-range burden left after the basic fund and the
+// large-amount layer, for the listed person groups.
+type CivilServant struct {
+	FundPayType       string      `json:"fund_pay_type,omitempty"` // default 320100
+	Groups            []string    `json:"groups"`                  // e.g. civil_servant
+	Ratio             money.Ratio `json:"ratio"`
+	IncludeDeductible bool        `json:"include_deductible,omitempty"`
+	AnnualCap         money.Fen   `json:"annual_cap,omitempty"`   // 0 = none
+	PaidCounter       string      `json:"paid_counter,omitempty"` // default "cvlserv_paid"
 }
 
 // CriticalIllness is the 大病保险 layer, annual and cumulative.

@@ -94,6 +94,9 @@ func checkCaps(t *testing.T, p *Policy, in *Input, r *Result) {
 	if la := s.LargeAmount; la != nil {
 		layer(la.AnnualCap, la.PaidCounter, CounterLAPaid)
 	}
+	if cs := s.CivilServant; cs != nil {
+		layer(cs.AnnualCap, cs.PaidCounter, CounterCvlPaid)
+	}
 	if ci := s.CriticalIllness; ci != nil && (ci.Special == nil || !ci.Special.NoCap || !anyGroup(&in.Person, ci.Special.Groups)) {
 		layer(ci.AnnualCap, ci.PaidCounter, CounterCIPaid)
 	}
@@ -171,6 +174,15 @@ func randPolicy(r *rand.Rand) *Policy {
 	if r.IntN(2) == 0 {
 		s.LargeAmount = &LargeAmount{Bands: randBands(r, 1+r.IntN(3)), AnnualCap: rfen(r, 3_000_000)}
 	}
+	if r.IntN(3) == 0 {
+		s.CivilServant = &CivilServant{Groups: []string{"low_income"}, Ratio: rratio(r), AnnualCap: rfen(r, 500_000), IncludeDeductible: r.IntN(2) == 0}
+	}
+	if r.IntN(2) == 0 {
+		s.LargeAmount = &LargeAmount{Bands: randBands(r, 1+r.IntN(3)), AnnualCap: rfen(r, 3_000_000), Threshold: rfen(r, 1_000_000)}
+		if r.IntN(2) == 0 {
+			s.LargeAmount.BandsOn = "excess"
+		}
+	}
 	if r.IntN(2) == 0 {
 		ci := &CriticalIllness{Threshold: rfen(r, 2_000_000), Bands: randBands(r, 1+r.IntN(3)), AnnualCap: rfen(r, 5_000_000),
 			IncludeDeductible: r.IntN(2) == 0, IncludePreSelfPay: r.IntN(2) == 0}
@@ -233,7 +245,7 @@ func randInput(r *rand.Rand) *Input {
 		in.FamilyAccount = &FamilyAccount{Balance: rfen(r, 500_000)}
 	}
 	for _, k := range []string{CounterDeductible, CounterFund, CounterExpense, "fund.month", "expense.month", CounterInscp,
-		CounterLAPaid, CounterLABase, CounterCIBase, CounterCIPaid, CounterMAFBase, CounterMAFPaid, CounterMAFTiltPaid} {
+		CounterLAPaid, CounterLABase, CounterCvlPaid, CounterCIBase, CounterCIPaid, CounterMAFBase, CounterMAFPaid, CounterMAFTiltPaid} {
 		if r.IntN(2) == 0 {
 			in.Accumulators.Counters[k] = rfen(r, 6_000_000)
 		}

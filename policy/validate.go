@@ -116,8 +116,19 @@ func (v *validator) scheme(path string, s *Scheme) {
 	}
 	if la := s.LargeAmount; la != nil {
 		v.bands(path+".large_amount.bands", la.Bands, true)
+		v.nonNeg(path+".large_amount.threshold", la.Threshold)
+		if la.BandsOn != "" && la.BandsOn != "absolute" && la.BandsOn != "excess" {
+			v.fail(path+".large_amount.bands_on", "want absolute or excess, got %q", la.BandsOn)
+		}
 		v.nonNeg(path+".large_amount.annual_cap", la.AnnualCap)
 		v.field(path+".large_amount.setl_field", la.Field)
+	}
+	if cs := s.CivilServant; cs != nil {
+		if len(cs.Groups) == 0 {
+			v.fail(path+".civil_servant.groups", "must name at least one group")
+		}
+		v.ratio(path+".civil_servant.ratio", cs.Ratio, true)
+		v.nonNeg(path+".civil_servant.annual_cap", cs.AnnualCap)
 	}
 	if ci := s.CriticalIllness; ci != nil {
 		p := path + ".critical_illness"
@@ -168,8 +179,8 @@ func (v *validator) benefit(path string, b *Benefit) {
 		v.ratio(path+".b_self_pay", *b.BSelfPay, true)
 	}
 	for i, l := range b.Layers {
-		if l != LayerLargeAmount && l != LayerCriticalIllness && l != LayerAssistance {
-			v.fail(fmt.Sprintf("%s.layers[%d]", path, i), "want large_amount, critical_illness or assistance, got %q", l)
+		if l != LayerLargeAmount && l != LayerCriticalIllness && l != LayerAssistance && l != LayerCivilServant {
+			v.fail(fmt.Sprintf("%s.layers[%d]", path, i), "want large_amount, civil_servant, critical_illness or assistance, got %q", l)
 		}
 	}
 	if b.Account != nil {
@@ -362,6 +373,9 @@ func (v *validator) levelKey(path, k string) {
 func (v *validator) nonNeg(path string, f money.Fen) {
 	if f < 0 {
 		v.fail(path, "must be ≥ 0")
+	}
+	if f > MaxAmount {
+		v.fail(path, "must be ≤ %s", MaxAmount)
 	}
 }
 
