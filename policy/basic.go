@@ -55,23 +55,10 @@ func (c *calc) basic() error {
 	c.ded = money.Min(due, c.c1)
 	c.elig = c.c1 - c.ded
 
-	// Ratio rule, adjusted for the person and the cross-region status.
-	rule := &c.b.Ratio
-	if r, ok := pickGroup(&c.in.Person, rule.ByGroup); ok {
-		rule = r
-	}
-	if err := c.setAdjuster(rule); err != nil {
-		return err
-	}
 	var flat [1]Band
-	bands, ok := lookupBands(rule.Bands, c.level)
-	if !ok {
-		r, ok := lookupRatio(rule.ByLevel, c.level)
-		if !ok && rule.Age == nil {
-			return yibao.FieldError("visit.level", "policy has no ratio for %s level %d", c.in.Visit.Type, c.level)
-		}
-		flat[0] = Band{Ratio: r}
-		bands = flat[:]
+	bands, rule, err := c.ratioBands(&flat)
+	if err != nil {
+		return err
 	}
 	var pos money.Fen
 	posCounter := orDefault(rule.Counter, CounterInscp)
@@ -80,22 +67,7 @@ func (c *calc) basic() error {
 	}
 	c.delta[posCounter] = c.c1
 
-	// Caps.
-	expRoom, fundRoom := money.Fen(-1), money.Fen(-1)
-	for i := range c.b.Caps {
-		cp := &c.b.Caps[i]
-		if !c.capApplies(cp) {
-			continue
-		}
-		room := clampFen(cp.Amount - acc.get(cp.counter()))
-		if cp.Kind == "expense" {
-			if expRoom < 0 || room < expRoom {
-				expRoom = room
-			}
-		} else if fundRoom < 0 || room < fundRoom {
-			fundRoom = room
-		}
-	}
+	expRoom, fundRoom := c.capRooms()
 	eCap := c.elig
 	if expRoom >= 0 && expRoom < eCap {
 		eCap = expRoom
@@ -109,17 +81,7 @@ func (c *calc) basic() error {
 	c.delta[c.deductibleCounter()] = c.ded
 	c.delta[CounterFund] = c.hifp
 	c.delta[CounterExpense] = c.consumed
-	for i := range c.b.Caps {
-		cp := &c.b.Caps[i]
-		if !c.capApplies(cp) {
-			continue
-		}
-		if cp.Kind == "expense" {
-			c.delta[cp.counter()] = c.consumed
-		} else {
-			c.delta[cp.counter()] = c.hifp
-		}
-	}
+	c.recordCaps()
 	c.detail(c.s.fundPayType(c.in.Person.Insutype), c.c1, fundRoom, c.hifp)
 	bd := &c.res.Breakdown
 	bd.FirstPay, bd.Deductible, bd.Deductibles = c.firstPay, c.ded, c.dedDue
@@ -286,4 +248,62 @@ func (s *Scheme) fundPayType(insutype string) string {
 		return "310100"
 	}
 	return insutype + "100"
+}
+
+// capRooms returns what is left under the tightest expense cap and fund cap
+// that apply (−1 = no such cap).
+func (c *calc) capRooms() (expRoom, fundRoom money.Fen) {
+	expRoom, fundRoom = -1, -1
+	for i := range c.b.Caps {
+		cp := &c.b.Caps[i]
+		if !c.capApplies(cp) {
+			continue
+		}
+		room := clampFen(cp.Amount - c.in.Accumulators.get(cp.counter()))
+		if cp.Kind == "expense" {
+			if expRoom < 0 || room < expRoom {
+				expRoom = room
+			}
+		} else if fundRoom < 0 || room < fundRoom {
+			fundRoom = room
+		}
+	}
+	return expRoom, fundRoom
+}
+
+// recordCaps adds this settlement to every applicable cap's counter.
+func (c *calc) recordCaps() {
+	for i := range c.b.Caps {
+		cp := &c.b.Caps[i]
+		if !c.capApplies(cp) {
+			continue
+		}
+		if cp.Kind == "expense" {
+			c.delta[cp.counter()] = c.consumed
+		} else {
+			c.delta[cp.counter()] = c.hifp
+		}
+	}
+}
+
+// ratioBands picks the ratio rule for the person, prepares its adjustments
+// and returns the bands of the visit's level (a flat ratio becomes one band
+// stored in flat).
+func (c *calc) ratioBands(flat *[1]Band) ([]Band, *RatioRule, error) {
+	rule := &c.b.Ratio
+	if r, ok := pickGroup(&c.in.Person, rule.ByGroup); ok {
+		rule = r
+	}
+	if err := c.setAdjuster(rule); err != nil {
+		return nil, nil, err
+	}
+	if bands, ok := lookupBands(rule.Bands, c.level); ok {
+		return bands, rule, nil
+	}
+	r, ok := lookupRatio(rule.ByLevel, c.level)
+	if !ok && rule.Age == nil {
+		return nil, nil, yibao.FieldError("visit.level", "policy has no ratio for %s level %d", c.in.Visit.Type, c.level)
+	}
+	flat[0] = Band{Ratio: r}
+	return flat[:], rule, nil
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 
@@ -116,5 +117,28 @@ func TestInputBounds(t *testing.T) {
 	in.Accumulators.Counters["fund"] = -1
 	if _, err := Calc(p, in, Options{}); yibao.ErrorCode(err) != yibao.CodeInvalid {
 		t.Fatalf("want invalid for a negative counter, got %v", err)
+	}
+}
+
+// TestDocsExample keeps the full example in docs/policy.md in step with
+// the calculator.
+func TestDocsExample(t *testing.T) {
+	req, err := os.ReadFile("testdata/calc_example_request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../docs/policy.md")
+	if err != nil {
+		t.Skip("docs/policy.md not present")
+	}
+	var out bytes.Buffer
+	if err := RunCalc(bytes.NewReader(req), &out, true); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(doc, bytes.TrimSpace(req)) {
+		t.Error("docs/policy.md does not show testdata/calc_example_request.json")
+	}
+	if !bytes.Contains(doc, bytes.TrimSpace(out.Bytes())) {
+		t.Errorf("docs/policy.md shows a stale response; the calculator now gives:\n%s", out.String())
 	}
 }
