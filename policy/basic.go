@@ -84,7 +84,7 @@ func (c *calc) basic() error {
 	c.recordCaps()
 	c.detail(c.s.fundPayType(c.in.Person.Insutype), c.c1, fundRoom, c.hifp)
 	bd := &c.res.Breakdown
-	bd.FirstPay, bd.Deductible, bd.Deductibles = c.firstPay, c.ded, c.dedDue
+	bd.FirstPay, bd.Deductible, bd.DeductibleDue = c.firstPay, c.ded, c.dedDue
 	bd.Coinsurance = c.consumed - c.hifp
 	bd.OverCap = c.overCap
 	if c.ex != nil {

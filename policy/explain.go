@@ -43,10 +43,14 @@ func (e *explainer) basic(c *calc, pos, expRoom, fundRoom money.Fen) {
 		e.add("deductible",
 			fmt.Sprintf("起付线 %s，本年度已累计 %s，本次尚需 %s，实际支付起付线 %s", c.dedBase, used, c.dedDue, c.ded),
 			fmt.Sprintf("deductible %s of which %s already met this year: %s still due, %s paid now", c.dedBase, used, c.dedDue, c.ded))
-	} else {
+	} else if c.in.Visit.Type == Inpatient {
 		e.add("deductible",
 			fmt.Sprintf("起付线（%d级医院，本年第%d次住院）%s，实际支付 %s", c.level, c.admissionIndex(), c.dedDue, c.ded),
 			fmt.Sprintf("deductible (level %d, admission %d this year) %s, %s paid", c.level, c.admissionIndex(), c.dedDue, c.ded))
+	} else {
+		e.add("deductible",
+			fmt.Sprintf("本次就诊起付线（%d级）%s，实际支付 %s", c.level, c.dedDue, c.ded),
+			fmt.Sprintf("per-visit deductible (level %d) %s, %s paid", c.level, c.dedDue, c.ded))
 	}
 	if expRoom >= 0 {
 		e.add("expense_cap",
