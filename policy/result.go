@@ -71,7 +71,7 @@ type Breakdown struct {
 	AccountOwn     money.Fen `json:"acct_own_pay"`
 	Level          int       `json:"level"`          // level whose rules were used
 	CrossStatus    string    `json:"cross_status"`   // filing status the rules used
-	DeductibleDue    money.Fen `json:"deductible_due"` // deductible before limiting to the amount
+	DeductibleDue  money.Fen `json:"deductible_due"` // deductible before limiting to the amount
 }
 
 // AccumulatorChange is the delta and the new value of every counter the
