@@ -2,6 +2,12 @@
 # computed here independently of the Go code, with Python's Decimal and
 # explicit formulas (ROUND_HALF_UP to the fen), from the parameters each
 # case cites. Run: python3 policy/testdata/gen_cases.py
+#
+# quality: "derived" = parameters from a published page or from
+# reference/settlement-rules.md, bill and missing parameters ours (said in
+# notes); "partial" = one published figure reproduced inside our own bill.
+# The per-case grades of the original 39 examples (high/medium/low) were not
+# in our copy of settlement-rules.md, so none is claimed here.
 import json, os
 from decimal import Decimal as D, ROUND_HALF_UP
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cases")
@@ -128,7 +134,7 @@ case("08_yinchuan_zero_from_second", "Yinchuan 2011: no deductible from the 2nd 
   E({"act_pay_dedc": 0, "hifp_pay": 800}))
 
 case("09_yantai_annual_topup", "Yantai: one annual deductible, 200 met at level 1, level 3 needs 400 more to reach 600",
-  RULES + " §1 step 3 (烟台 annual deductible with level top-up)", "medium",
+  RULES + " §1 step 3 (烟台 annual deductible with level top-up)", "derived",
   "Top-up figures (200 met, 400 more, 600) are the published ones; the 1000 bill and 50% ratio are ours.",
   ["deductible_annual", "deductible_topup", "explain"],
   req(pol({"b_self_pay": "0.1", "chronic_outpatient": {"deductible": {"unit": "year", "by_level": {"1": "200.00", "3": "600.00"}}, "ratio": {"by_level": {"*": "0.5"}}}}),
@@ -169,7 +175,7 @@ case("13_personal_share_bands", "Bands written as the personal share 32/27/22%",
   E({"hifp_pay": 28860, "pool_prop_selfpay": "0.68"}))
 
 case("14_zhongshan_retiree_plus", "Zhongshan: retirees +2 points on the level ratio",
-  RULES + " §1 step 4 (中山 80%/90%, retiree +2)", "medium",
+  RULES + " §1 step 4 (中山 80%/90%, retiree +2)", "derived",
   "80% at level 3 and +2 points are from the note (中山 is inferred there); deductible 1000 is ours: 9000×82% = 7380.",
   ["retiree_plus", "ratio_by_level"],
   req(pol({"b_self_pay": "0.1", "inpatient": {"deductible": {"by_level": {"3": "1000.00"}}, "ratio": {"by_level": {"1": "0.9", "3": "0.8"}, "retiree": {"plus": "0.02"}}}}),
@@ -203,7 +209,7 @@ cons = r2(D(65000)/D('0.91'))
 overc = E_ - cons
 la = r2(overc*D('0.95'))
 case("18_qingyuan_cap_midsettlement", "Qingyuan: basic cap 65000 reached mid-settlement; supplementary 95% of the expense beyond it",
-  RULES + " §1 steps 5–6 and 10 (清远: (expense − deductible − 65000/0.91) × 95%, 216002.857 → 216002.86)", "medium",
+  RULES + " §1 steps 5–6 and 10 (清远: (expense − deductible − 65000/0.91) × 95%, 216002.857 → 216002.86)", "derived",
   "Reconstructed: the note gives the cap, the 91% ratio, the 95% supplementary rate and the intermediate 216002.86; we chose a 1000 deductible and a bill of 288431.43 so that expense − deductible − 65000/0.91 = 216002.86 as published. The engine rounds 65000/0.91 to 71428.57 (same result).",
   ["fund_cap_year", "cap_mid_settlement", "large_amount"],
   req(pol({"b_self_pay": "0.1", "inpatient": {"deductible": {"by_level": {"*": "1000.00"}}, "ratio": {"by_level": {"*": "0.91"}}, "caps": [{"kind": "fund", "amount": "65000.00"}]},
@@ -233,7 +239,7 @@ case("20_anyang_monthly_chronic", "Anyang: chronic outpatient, no deductible, 30
 zi = {"b_self_pay": "0.1", "inpatient": {"deductible": {"by_level": {"*": "0"}}, "ratio": {"by_level": {"*": "0"}}},
       "critical_illness": {"threshold": "8000.00", "bands_on": "absolute", "bands": [{"from": "0", "ratio": "0.5"}, {"from": "50000.00", "ratio": "0.6"}, {"from": "100000.00", "ratio": "0.7"}]}}
 case("21_ziyang_ci_absolute", "Ziyang 大病: 8000–50000 at 50%, then 60%, 70% on the absolute burden (burden 120000 → 65000)",
-  RULES + " §1 step 7 and §4 (资阳; the source printed 53000 by reusing a 30000 band, its own bands give 65000)", "medium",
+  RULES + " §1 step 7 and §4 (资阳; the source printed 53000 by reusing a 30000 band, its own bands give 65000)", "derived",
   "The basic layer is neutralised (0 deductible, 0%) so that the policy-range burden is exactly the source's 120000: 42000×50% + 50000×60% + 20000×70% = 65000.",
   ["critical_illness_absolute"],
   req(pol(zi, insutype="390"), [A(120000)], insutype="390", category="resident"),
@@ -278,7 +284,7 @@ case("26_suqian_assistance_uncapped", "Suqian assistance, same bill, cap not rea
   E({"hifp_pay": 6650, "maf_pay": 945}))
 
 case("27_chongqing_tilt_assistance", "Chongqing district 倾斜救助: a second pass above 3000 at 60%, 2万 annual cap",
-  RULES + " §1 step 8 (重庆 districts: above 3000/3500 at 60/70%, 2万 cap; district inferred)", "medium",
+  RULES + " §1 step 8 (重庆 districts: above 3000/3500 at 60/70%, 2万 cap; district inferred)", "derived",
   "Low-income 80% first: burden 500 + 29750 = 30250 → 24200; 6050 left − 3000 = 3050 × 60% = 1830, but 19000 of the 20000 tilt cap is used → 1000. Deductible 500 and 50% ratio ours.",
   ["assistance_tilt", "assistance_tilt_cap"],
   req(pol({"b_self_pay": "0.1", "inpatient": {"deductible": {"by_level": {"*": "500.00"}}, "ratio": {"by_level": {"*": "0.5"}}},
@@ -341,7 +347,7 @@ case("34_demo_emergency_unregistered", "Demo 370100 employee emergency out of re
 
 cons = r2(D(100)/D('0.7'))
 case("35_yangzhou_outpatient_cap_account", "Yangzhou: outpatient fund cap 8000; the account covers the rest, cash 0",
-  RULES + " §1 steps 5 and 9 (扬州 门诊 8000; cash 0 when the balance covers it)", "medium",
+  RULES + " §1 steps 5 and 9 (扬州 门诊 8000; cash 0 when the balance covers it)", "derived",
   "7900 of the 8000 outpatient cap used: fund pays 100 (of 700 at 70%, assumed); 142.86 eligible consumed, 857.14 over the cap. The account (5000) pays the 900 personal share.",
   ["fund_cap_year", "account_full", "layers_none"],
   req(pol({"b_self_pay": "0.1", "general_outpatient": {"deductible": {"unit": "year", "by_level": {"*": "0"}}, "ratio": {"by_level": {"*": "0.7"}}, "caps": [{"kind": "fund", "amount": "8000.00", "counter": "fund.outpatient"}], "layers": []},
