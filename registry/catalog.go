@@ -156,21 +156,5 @@ func (s *Service) Catalog(ctx context.Context, f CatalogFilter) (*Page[yibao.Cat
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	page := &Page[yibao.CatalogItem]{Items: []yibao.CatalogItem{}}
-	for rows.Next() {
-		it, err := scanCatalogItem(rows)
-		if err != nil {
-			return nil, err
-		}
-		page.Items = append(page.Items, *it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.Next = page.Items[limit-1].Code
-	}
-	return page, nil
+	return readPage(rows, limit, scanCatalogItem, func(x *yibao.CatalogItem) string { return x.Code })
 }

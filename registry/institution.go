@@ -137,21 +137,5 @@ func (s *Service) Institutions(ctx context.Context, f InstitutionFilter) (*Page[
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	page := &Page[yibao.Institution]{Items: []yibao.Institution{}}
-	for rows.Next() {
-		in, err := scanInstitution(rows)
-		if err != nil {
-			return nil, err
-		}
-		page.Items = append(page.Items, *in)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.Next = page.Items[limit-1].Code
-	}
-	return page, nil
+	return readPage(rows, limit, scanInstitution, func(x *yibao.Institution) string { return x.Code })
 }

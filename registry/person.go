@@ -201,23 +201,7 @@ func (s *Service) Persons(ctx context.Context, f PersonFilter) (*Page[yibao.Pers
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	page := &Page[yibao.Person]{Items: []yibao.Person{}}
-	for rows.Next() {
-		p, err := s.scanPerson(rows, false)
-		if err != nil {
-			return nil, err
-		}
-		page.Items = append(page.Items, *p)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.Next = page.Items[limit-1].PsnNo
-	}
-	return page, nil
+	return readPage(rows, limit, func(sc interface{ Scan(...any) error }) (*yibao.Person, error) { return s.scanPerson(sc, false) }, func(x *yibao.Person) string { return x.PsnNo })
 }
 
 // PersonInfo is what an institution learns about a patient who presents a

@@ -7,6 +7,7 @@ package registry
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"time"
 
@@ -84,4 +85,27 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
+}
+
+// readPage scans up to limit rows into a page; the query asked for
+// limit+1, and an extra row means there is a next page, whose cursor is
+// the key of the last item kept.
+func readPage[T any](rows *sql.Rows, limit int, scan func(interface{ Scan(...any) error }) (*T, error), key func(*T) string) (*Page[T], error) {
+	defer rows.Close()
+	page := &Page[T]{Items: []T{}}
+	for rows.Next() {
+		it, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		page.Items = append(page.Items, *it)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		page.Next = key(&page.Items[limit-1])
+	}
+	return page, nil
 }
