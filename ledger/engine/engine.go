@@ -63,6 +63,7 @@ type Engine struct {
 	reqs    chan *request
 	book    *ledger.Book
 	lock    *sql.Conn // PostgreSQL advisory-lock session
+	stmts   *stmtCache
 	lockKey int64
 
 	closeOnce sync.Once
@@ -141,6 +142,12 @@ func Open(ctx context.Context, db *sqlstore.DB, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("ledger: read sequence: %w", err)
 	}
 	e.book = ledger.NewBook(maxSeq + 1)
+	stmts, err := prepareStmts(ctx, db)
+	if err != nil {
+		e.releaseLock()
+		return nil, err
+	}
+	e.stmts = stmts
 	go e.run()
 	if opts.ExpiryInterval > 0 {
 		go e.sweep()
@@ -166,6 +173,7 @@ func (e *Engine) Close() error {
 		close(e.quit)
 		<-e.sweepDone
 		<-e.done
+		e.stmts.close()
 		e.releaseLock()
 	})
 	return nil
@@ -403,7 +411,11 @@ func (e *Engine) load(ctx context.Context, tx *sqlstore.Tx, accs []ledger.Accoun
 	var loadedA []ledger.Account
 	var loadedT []ledger.Transfer
 	for _, chunk := range chunks(accIDs, 500) {
-		rows, err := tx.Query(ctx, `SELECT `+accountCols+` FROM ledger_accounts WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		q, args := `SELECT `+accountCols+` FROM ledger_accounts WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)
+		if e.db.Dialect == sqlstore.Postgres {
+			q, args = `SELECT `+accountCols+` FROM ledger_accounts WHERE id = ANY(?::text[])`, []any{chunk}
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -414,7 +426,11 @@ func (e *Engine) load(ctx context.Context, tx *sqlstore.Tx, accs []ledger.Accoun
 		loadedA = append(loadedA, list...)
 	}
 	for _, chunk := range chunks(trIDs, 500) {
-		rows, err := tx.Query(ctx, `SELECT `+transferCols+` FROM ledger_transfers WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)...)
+		q, args := `SELECT `+transferCols+` FROM ledger_transfers WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)
+		if e.db.Dialect == sqlstore.Postgres {
+			q, args = `SELECT `+transferCols+` FROM ledger_transfers WHERE id = ANY(?::text[])`, []any{chunk}
+		}
+		rows, err := tx.Query(ctx, q, args...)
 		if err != nil {
 			return err
 		}
@@ -431,33 +447,32 @@ func (e *Engine) load(ctx context.Context, tx *sqlstore.Tx, accs []ledger.Accoun
 // persist writes a batch's changes: new accounts, new transfers (many rows
 // per statement), resolved pendings and changed balances.
 func (e *Engine) persist(ctx context.Context, tx *sqlstore.Tx, ch ledger.Changes) error {
+	if e.db.Dialect == sqlstore.Postgres {
+		return persistPostgres(ctx, tx, ch)
+	}
+	st := &txStmts{ctx: ctx, tx: tx, bound: map[*sql.Stmt]*sql.Stmt{}}
+	defer st.close()
 	isNew := map[string]bool{}
-	for _, chunk := range chunks(ch.Accounts, 300) {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO ledger_accounts (` + accountCols + `) VALUES `)
-		args := make([]any, 0, len(chunk)*9)
-		for i, a := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	accs := ch.Accounts
+	for _, n := range splitSizes(len(accs), accountChunkSizes) {
+		chunk := accs[:n]
+		accs = accs[n:]
+		args := make([]any, 0, n*9)
+		for _, a := range chunk {
 			args = append(args, a.ID, a.Ledger, string(a.Kind), int64(a.Flags), int64(a.DebitsPending), int64(a.DebitsPosted),
 				int64(a.CreditsPending), int64(a.CreditsPosted), a.CreatedAt)
 			isNew[a.ID] = true
 		}
-		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
+		if err := st.exec(e.stmts.insertAccounts[n], args...); err != nil {
 			return fmt.Errorf("insert accounts: %w", err)
 		}
 	}
-	for _, chunk := range chunks(ch.Transfers, 400) {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO ledger_transfers (` + transferCols + `) VALUES `)
-		args := make([]any, 0, len(chunk)*17)
-		for i, t := range chunk {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+	trs := ch.Transfers
+	for _, n := range splitSizes(len(trs), transferChunkSizes) {
+		chunk := trs[:n]
+		trs = trs[n:]
+		args := make([]any, 0, n*17)
+		for _, t := range chunk {
 			var pid, status any
 			if t.PendingID != "" {
 				pid = t.PendingID
@@ -468,7 +483,7 @@ func (e *Engine) persist(ctx context.Context, tx *sqlstore.Tx, ch ledger.Changes
 			args = append(args, t.Seq, t.ID, t.DebitAccountID, t.CreditAccountID, int64(t.Amount), pid, t.Timeout, t.Ledger,
 				t.Code, int64(t.Flags), t.UserData, t.Leg, t.Timestamp, int64(t.DebitBalance), int64(t.CreditBalance), status, t.ExpiresAt)
 		}
-		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
+		if err := st.exec(e.stmts.insertTransfers[n], args...); err != nil {
 			return fmt.Errorf("insert transfers: %w", err)
 		}
 	}
@@ -480,7 +495,7 @@ func (e *Engine) persist(ctx context.Context, tx *sqlstore.Tx, ch ledger.Changes
 		if newTr[t.ID] { // created and resolved in the same batch: inserted with its final status
 			continue
 		}
-		if _, err := tx.Exec(ctx, `UPDATE ledger_transfers SET pending_status = ? WHERE id = ?`, string(t.Status), t.ID); err != nil {
+		if err := st.exec(e.stmts.resolve, string(t.Status), t.ID); err != nil {
 			return fmt.Errorf("resolve pending: %w", err)
 		}
 	}
@@ -488,8 +503,7 @@ func (e *Engine) persist(ctx context.Context, tx *sqlstore.Tx, ch ledger.Changes
 		if isNew[a.ID] {
 			continue
 		}
-		if _, err := tx.Exec(ctx, `UPDATE ledger_accounts SET debits_pending = ?, debits_posted = ?, credits_pending = ?, credits_posted = ? WHERE id = ?`,
-			int64(a.DebitsPending), int64(a.DebitsPosted), int64(a.CreditsPending), int64(a.CreditsPosted), a.ID); err != nil {
+		if err := st.exec(e.stmts.updateBalance, int64(a.DebitsPending), int64(a.DebitsPosted), int64(a.CreditsPending), int64(a.CreditsPosted), a.ID); err != nil {
 			return fmt.Errorf("update balance: %w", err)
 		}
 	}
