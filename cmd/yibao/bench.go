@@ -23,13 +23,15 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: yibao bench ledger [flags]")
+		return errors.New("usage: yibao bench ledger|calc [flags]")
 	}
 	switch args[0] {
 	case "ledger":
 		return benchLedger(ctx, args[1:], stdout, stderr)
+	case "calc":
+		return benchCalc(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: ledger)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: ledger, calc)", args[0])
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -27,7 +27,8 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"import", "import a CSV file: yibao import catalog|persons FILE", runImport},
 		{"ledger", "ledger tools: yibao ledger check", runLedger},
-		{"bench", "benchmarks that print numbers: yibao bench ledger", runBench},
+		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
+		{"bench", "benchmarks that print numbers: yibao bench ledger|calc", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -112,6 +112,12 @@ func TestCommandLine(t *testing.T) {
 	dir := t.TempDir()
 	csv := filepath.Join(dir, "bad.csv")
 	os.WriteFile(csv, []byte("code,name,kind,class,self_pay_ratio,price_cap,unit,spec,category,restriction,valid_from,valid_to\nX1,药,drug,丁,,,片,,,,2025-01-01,\n"), 0o600)
+	example, err := os.ReadFile("../../policy/testdata/calc_example_request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	badReq := filepath.Join(dir, "bad.json")
+	os.WriteFile(badReq, bytes.Replace(example, []byte(`"insutype": "310", "category"`), []byte(`"insutype": "999", "category"`), 1), 0o600)
 	cases := []struct {
 		name    string
 		args    []string
@@ -124,6 +130,12 @@ func TestCommandLine(t *testing.T) {
 		{"bad log level", []string{"migrate", "--data-dir", dir, "--log-level", "loud"}, true, ""},
 		{"import usage", []string{"import", "--data-dir", dir, "catalog"}, true, ""},
 		{"import bad file names the line", []string{"import", "--data-dir", dir, "catalog", csv}, true, "line 2"},
+		{"calc settles the example", []string{"calc", "--request", "../../policy/testdata/calc_example_request.json"}, false, `"hifp_pay": "24040.50"`},
+		{"calc explains on request", []string{"calc", "--explain", "--request", "../../policy/testdata/calc_example_request.json"}, false, `"explain": [`},
+		{"calc rejects a bad request", []string{"calc", "--request", badReq}, true, "person.insutype"},
+		{"calc missing file", []string{"calc", "--request", filepath.Join(dir, "nope.json")}, true, "no such file"},
+		{"bench calc", []string{"bench", "calc", "--bills", "2000", "--runs", "1"}, false, "bills/s per core"},
+		{"bench unknown", []string{"bench", "frob"}, true, "have: ledger, calc"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -132,7 +144,11 @@ func TestCommandLine(t *testing.T) {
 			if (err != nil) != c.wantErr {
 				t.Fatalf("err = %v\n%s", err, errOut.String())
 			}
-			if c.out != "" && !strings.Contains(out.String()+errOut.String(), c.out) {
+			all := out.String() + errOut.String()
+			if err != nil {
+				all += err.Error()
+			}
+			if c.out != "" && !strings.Contains(all, c.out) {
 				t.Fatalf("output lacks %q:\n%s%s", c.out, out.String(), errOut.String())
 			}
 		})
