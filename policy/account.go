@@ -71,7 +71,7 @@ func (c *calc) personal() {
 // finish fills the accumulator change.
 func (c *calc) finish() {
 	ac := &c.res.Accumulators
-	if c.in.Visit.Type == Inpatient {
+	if c.in.Visit.Type == Inpatient && !c.continuesStay() {
 		ac.Admissions = 1
 	}
 	ac.Delta = c.delta

@@ -155,6 +155,8 @@ func (c *calc) deductible() (money.Fen, error) {
 	var due money.Fen
 	if d.Unit == "year" {
 		due = clampFen(base - acc.get(counter))
+	} else if c.continuesStay() && !d.PerSegment {
+		due = 0 // the stay's first settlement paid it
 	} else {
 		due = c.repeat(base, table)
 		if from := c.in.Visit.TransferFromLevel; from > 0 {
@@ -169,6 +171,12 @@ func (c *calc) deductible() (money.Fen, error) {
 		due = money.Min(due, clampFen(*d.AnnualCap-acc.get(counter)))
 	}
 	return due, nil
+}
+
+// continuesStay reports a later settlement of an inpatient stay that was
+// already settled mid-stay: not a new admission.
+func (c *calc) continuesStay() bool {
+	return c.in.Visit.Type == Inpatient && c.in.Visit.StaySegment > 1
 }
 
 // admissionIndex is 1 for the first admission of the year.

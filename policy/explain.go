@@ -43,6 +43,10 @@ func (e *explainer) basic(c *calc, pos, expRoom, fundRoom money.Fen) {
 		e.add("deductible",
 			fmt.Sprintf("起付线 %s，本年度已累计 %s，本次尚需 %s，实际支付起付线 %s", c.dedBase, used, c.dedDue, c.ded),
 			fmt.Sprintf("deductible %s of which %s already met this year: %s still due, %s paid now", c.dedBase, used, c.dedDue, c.ded))
+	} else if c.continuesStay() && !d.PerSegment {
+		e.add("deductible",
+			fmt.Sprintf("同一次住院的第%d次结算，起付线已在首次结算中支付，本次不再计起付线", c.in.Visit.StaySegment),
+			fmt.Sprintf("settlement %d of the same stay: the deductible was paid at the stay's first settlement, none now", c.in.Visit.StaySegment))
 	} else if c.in.Visit.Type == Inpatient {
 		e.add("deductible",
 			fmt.Sprintf("起付线（%d级医院，本年第%d次住院）%s，实际支付 %s", c.level, c.admissionIndex(), c.dedDue, c.ded),

@@ -67,6 +67,7 @@ type Visit struct {
 	CrossRegion       CrossRegionInfo `json:"cross_region"`
 	AdmissionIndex    int             `json:"admission_index,omitempty"`     // 1 = first admission this year; 0 = accumulators.admissions+1
 	TransferFromLevel int             `json:"transfer_from_level,omitempty"` // transfer within one stay: pay only the deductible difference
+	StaySegment       int             `json:"stay_segment,omitempty"`        // inpatient: 2+ = a later settlement of a stay already settled mid-stay (中途结算)
 	AdmissionDate     string          `json:"admission_date,omitempty"`      // YYYY-MM-DD
 	DischargeDate     string          `json:"discharge_date,omitempty"`
 	SettlementDate    string          `json:"settlement_date"`

@@ -106,6 +106,10 @@ type Deductible struct {
 	Counter   string               `json:"counter,omitempty"`    // accumulator name; default "deductible"
 	AnnualCap *money.Fen           `json:"annual_cap,omitempty"` // total deductible a person pays in a year (长沙 900)
 	Repeat    *Repeat              `json:"repeat,omitempty"`     // repeat admissions in the year
+	// PerSegment charges the per-admission deductible again on every
+	// mid-stay settlement of a long stay (some regions count each 90-day
+	// segment as an admission); by default a stay pays it once.
+	PerSegment bool `json:"per_segment,omitempty"`
 }
 
 // LevelFen is an amount per institution level ("1","2","3","*").
