@@ -28,6 +28,7 @@ var layer = map[string]int{
 	"ledger/engine":    40,
 	"registry":         50,
 	"auth":             50,
+	"settlement":       60,
 	"httpapi":          70,
 	"app":              80,
 	"cmd/yibao":        90,

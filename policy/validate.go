@@ -481,3 +481,18 @@ func Select(ps []*Policy, admdvs string, v *Visit) (*Policy, error) {
 	}
 	return nil, yibao.Errorf(yibao.CodeNotFound, "no policy version of %s covers the visit", admdvs)
 }
+
+// AccountingYear returns the accumulator year and month (YYYY-MM) of the
+// visit under p: the year of the basis date, shifted back when the policy's
+// year starts later than January.
+func (p *Policy) AccountingYear(v *Visit) (year int, month string, err error) {
+	date, field := p.basisDate(v)
+	y, m, _, ok := parseDate(date)
+	if !ok {
+		return 0, "", yibao.FieldError(field, "want a date YYYY-MM-DD, got %q", date)
+	}
+	if p.YearStart > 1 && m < p.YearStart {
+		y--
+	}
+	return y, date[:7], nil
+}

@@ -134,3 +134,9 @@ func (s *Service) CoverageOn(ctx context.Context, psnNo, insutype, date string) 
 	}
 	return nil, yibao.Errorf(yibao.CodePrecondition, "person %s has no active coverage of scheme %s on %s", psnNo, insutype, date)
 }
+
+// CoveragesOn returns the person's coverages in force on date (active),
+// for services deciding who pays; it does no authorisation of its own.
+func (s *Service) CoveragesOn(ctx context.Context, psnNo, date string) ([]yibao.Coverage, error) {
+	return s.coverages(ctx, s.db, psnNo, date)
+}

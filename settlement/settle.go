@@ -1,0 +1,767 @@
+package settlement
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"yibao"
+	"yibao/ledger"
+	"yibao/ledger/engine"
+	"yibao/money"
+	"yibao/policy"
+	"yibao/sqlstore"
+)
+
+// Settlement kinds and states.
+const (
+	KindOutpatient = "outpatient" // general/chronic outpatient and emergency
+	KindPharmacy   = "pharmacy"
+	KindMidStay    = "mid_stay"  // 中途结算: an inpatient stay settled so far, stay goes on
+	KindDischarge  = "discharge" // 出院结算
+
+	StatusPending   = "pending"   // legs reserved, waiting for the out-of-pocket payment
+	StatusCompleted = "completed" // all legs posted
+	StatusVoided    = "voided"    // pending released, never completed
+	StatusReversed  = "reversed"  // completed, then undone by mirrored transfers
+
+	PayCash  = "cash"  // out-of-pocket part paid at the counter: completes at once
+	PayLater = "later" // out-of-pocket part paid later (wallet, mobile): pending until completed
+)
+
+// pendingBackstop is the ledger timeout of a pending leg: far beyond the
+// settlement's own TTL, so the settlement sweeper (which also restores
+// accumulators) always acts first and the ledger's expiry is only a net.
+const pendingBackstop = 24 * 3600
+
+// Leg is one ledger transfer of a settlement.
+type Leg struct {
+	Leg         string    `json:"leg"` // fund:310100, acct_pay, acct_mulaid_pay, psn_cash_pay
+	FundPayType string    `json:"fund_pay_type,omitempty"`
+	Debit       string    `json:"debit"`
+	Credit      string    `json:"credit"`
+	Amount      money.Fen `json:"amount"`
+	Pending     bool      `json:"pending,omitempty"`
+}
+
+// Settlement is a stored settlement.
+type Settlement struct {
+	SetlID        string         `json:"setl_id"`
+	MdtrtID       string         `json:"mdtrt_id"`
+	PsnNo         string         `json:"psn_no"`
+	FixmedinsCode string         `json:"fixmedins_code"`
+	Insutype      string         `json:"insutype"`
+	InsuAdmdvs    string         `json:"insu_admdvs"`
+	PolicyVersion string         `json:"policy_version"`
+	Kind          string         `json:"kind"`
+	PayMode       string         `json:"pay_mode"`
+	Status        string         `json:"status"`
+	Year          int            `json:"acc_year"`
+	MedfeeSumamt  money.Fen      `json:"medfee_sumamt"`
+	FundPaySumamt money.Fen      `json:"fund_pay_sumamt"`
+	AcctPay       money.Fen      `json:"acct_pay"`
+	PsnCashPay    money.Fen      `json:"psn_cash_pay"`
+	Channel       string         `json:"channel,omitempty"`
+	Legs          []Leg          `json:"legs"`
+	Result        *policy.Result `json:"result,omitempty"`
+	Lines         []FeeLine      `json:"fee_lines,omitempty"`
+	CreatedBy     string         `json:"created_by"`
+	CreatedAt     time.Time      `json:"created_at"`
+	ExpiresAt     *time.Time     `json:"expires_at,omitempty"`
+	ResolvedAt    *time.Time     `json:"resolved_at,omitempty"`
+	ReversedAt    *time.Time     `json:"reversed_at,omitempty"`
+	ReversedBy    string         `json:"reversed_by,omitempty"`
+	input         *policy.Input
+}
+
+// SettleRequest asks to settle a visit's unsettled fee lines.
+type SettleRequest struct {
+	Kind        string `json:"kind,omitempty"`     // mid_stay or discharge for inpatients; default by visit type
+	PayMode     string `json:"pay_mode,omitempty"` // cash (default) or later
+	UseAccount  *bool  `json:"acct_used_flag,omitempty"`
+	FamilyPsnNo string `json:"family_psn_no,omitempty"` // 家庭共济: the linked holder whose account may pay
+	Explain     bool   `json:"explain,omitempty"`       // pre-settlement only: include the step-by-step text
+}
+
+// Preview is a pre-settlement: the calculator's answer, nothing stored.
+type Preview struct {
+	MdtrtID string         `json:"mdtrt_id"`
+	Kind    string         `json:"kind"`
+	Result  *policy.Result `json:"result"`
+	Legs    []Leg          `json:"legs"`
+}
+
+// errStale means the state a settlement was calculated on changed before
+// it committed (another settlement of the person or visit won the race):
+// the caller recalculates.
+var errStale = errors.New("settlement: state changed; recalculate")
+
+const maxAttempts = 8
+
+// plan is one calculated settlement, ready to commit.
+type plan struct {
+	v         *Visit
+	kind      string
+	lines     []FeeLine
+	pol       *policy.Policy
+	in        *policy.Input
+	res       *policy.Result
+	accVer    int64
+	accExists bool
+	legs      []Leg
+	accounts  []ledger.Account
+	family    string
+}
+
+// prepare loads everything a settlement depends on and runs the calculator.
+func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, explain bool) (*plan, error) {
+	v, err := s.loadVisit(ctx, s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	kind, err := settleKind(v, r.Kind)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := s.feeLines(ctx, s.db, id, true)
+	if err != nil {
+		return nil, err
+	}
+	if len(lines) == 0 {
+		return nil, yibao.Errorf(yibao.CodePrecondition, "visit %s has no unsettled fee lines", id)
+	}
+	var birth, category string
+	if err := s.db.QueryRow(ctx, `SELECT birth_date, category FROM persons WHERE psn_no = ?`, v.PsnNo).Scan(&birth, &category); err != nil {
+		return nil, err
+	}
+	today := s.today()
+	pv := policy.Visit{Type: v.Type, Level: v.Level, SettlementDate: today, AdmissionDate: v.BeginDate,
+		CrossRegion: policy.CrossRegionInfo{Status: v.CrossStatus, Scope: v.CrossScope}, TransferFromLevel: v.TransferFromLevel}
+	if v.Type == policy.Inpatient {
+		pv.StaySegment = v.Segments + 1
+		if kind == KindDischarge {
+			pv.DischargeDate = v.EndDate
+		}
+		if v.Segments > 0 {
+			pv.TransferFromLevel = 0 // paid with the stay's first settlement
+		}
+	}
+	pol, err := s.selectPolicy(ctx, v.InsuAdmdvs, &pv)
+	if err != nil {
+		return nil, err
+	}
+	year, month, err := pol.AccountingYear(&pv)
+	if err != nil {
+		return nil, err
+	}
+	basis := pol.BasisDate(&pv)
+	person := policy.Person{Insutype: v.Insutype, Category: category, Age: ageOn(birth, basis)}
+	if person.Age < 18 {
+		person.Groups = append(person.Groups, "child")
+	}
+	if person.Age >= 60 {
+		person.Groups = append(person.Groups, "elderly")
+	}
+	p := &plan{v: v, kind: kind, lines: lines, pol: pol}
+	acc, ver, exists, err := s.loadAccumulators(ctx, s.db, v.PsnNo, v.Insutype, year, month)
+	if err != nil {
+		return nil, err
+	}
+	p.accVer, p.accExists = ver, exists
+	if b, err := s.led.Balance(ctx, ledger.PersonalAccount(v.PsnNo).ID); err == nil {
+		acc.AccountBalance = max(b.Available, 0)
+	} else if !yibao.IsCode(err, yibao.CodeNotFound) {
+		return nil, err
+	}
+	in := &policy.Input{Person: person, Visit: pv, Accumulators: acc, UseAccount: r.UseAccount}
+	if r.FamilyPsnNo != "" {
+		if err := s.checkFamily(ctx, r.FamilyPsnNo, v.PsnNo); err != nil {
+			return nil, err
+		}
+		fb := money.Fen(0)
+		if b, err := s.led.Balance(ctx, ledger.PersonalAccount(r.FamilyPsnNo).ID); err == nil {
+			fb = max(b.Available, 0)
+		}
+		in.FamilyAccount = &policy.FamilyAccount{PsnNo: r.FamilyPsnNo, Balance: fb}
+		p.family = r.FamilyPsnNo
+	}
+	for _, l := range lines {
+		ratio, qty, amt := l.SelfPayRatio, l.Quantity, l.Amount
+		pl := policy.Line{ID: l.FeedetlSn, Class: l.Class, UnitPrice: l.UnitPrice, Quantity: &qty, Amount: &amt, PriceCap: l.PriceCap}
+		if l.Class == string(yibao.ClassB) {
+			pl.SelfPay = &ratio
+		}
+		in.Lines = append(in.Lines, pl)
+	}
+	res, err := policy.Calc(pol, in, policy.Options{Explain: explain})
+	if err != nil {
+		return nil, err
+	}
+	p.in, p.res = in, res
+	if err := p.buildLegs(r.PayMode); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func settleKind(v *Visit, asked string) (string, error) {
+	switch v.Type {
+	case policy.Inpatient:
+		switch {
+		case asked == KindMidStay && v.Status == VisitOpen:
+			return KindMidStay, nil
+		case (asked == KindDischarge || asked == "") && v.Status == VisitDischarged:
+			return KindDischarge, nil
+		case asked == "" || asked == KindDischarge:
+			return "", yibao.Errorf(yibao.CodePrecondition, "visit %s is %s: discharge the patient first, or settle kind mid_stay", v.MdtrtID, v.Status)
+		case asked == KindMidStay:
+			return "", yibao.Errorf(yibao.CodePrecondition, "visit %s is %s: mid-stay settlement is for an ongoing stay", v.MdtrtID, v.Status)
+		}
+		return "", yibao.FieldError("kind", "an inpatient stay settles mid_stay or discharge")
+	case policy.Pharmacy:
+		if asked != "" && asked != KindPharmacy {
+			return "", yibao.FieldError("kind", "a pharmacy purchase settles as kind pharmacy")
+		}
+		if v.Status != VisitOpen {
+			return "", yibao.Errorf(yibao.CodePrecondition, "visit %s is %s", v.MdtrtID, v.Status)
+		}
+		return KindPharmacy, nil
+	default:
+		if asked != "" && asked != KindOutpatient {
+			return "", yibao.FieldError("kind", "an outpatient or emergency visit settles as kind outpatient")
+		}
+		if v.Status != VisitOpen {
+			return "", yibao.Errorf(yibao.CodePrecondition, "visit %s is %s", v.MdtrtID, v.Status)
+		}
+		return KindOutpatient, nil
+	}
+}
+
+func ageOn(birth, date string) int {
+	b, err1 := time.Parse(time.DateOnly, birth)
+	d, err2 := time.Parse(time.DateOnly, date)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	age := d.Year() - b.Year()
+	if d.YearDay() < b.YearDay() && (d.Month() < b.Month() || (d.Month() == b.Month() && d.Day() < b.Day())) {
+		age--
+	}
+	return max(age, 0)
+}
+
+// fundAccount maps a setldetail fund to the region's ledger account.
+func fundAccount(admdvs, fundPayType string) ledger.Account {
+	switch fundPayType {
+	case "310100":
+		return ledger.FundPool(admdvs, "310")
+	case "390100":
+		return ledger.FundPool(admdvs, "390")
+	case "320100":
+		return ledger.LayerFund(admdvs, "320", ledger.KindLargeAmountFund)
+	case "330100":
+		return ledger.LayerFund(admdvs, "330", ledger.KindLargeAmountFund)
+	case "390200":
+		return ledger.LayerFund(admdvs, "392", ledger.KindCriticalIllness)
+	case "610100":
+		return ledger.AssistanceFund(admdvs)
+	}
+	return ledger.LayerFund(admdvs, fundPayType[:3], ledger.KindLargeAmountFund)
+}
+
+// buildLegs turns the result into ledger legs: every fund and the personal
+// account pay the institution's receivable; the out-of-pocket part is a
+// counter payment (cash) or, paid later, comes through a channel's
+// clearing account when the settlement completes.
+func (p *plan) buildLegs(payMode string) error {
+	if payMode == "" {
+		payMode = PayCash
+	}
+	if payMode != PayCash && payMode != PayLater {
+		return yibao.FieldError("pay_mode", "want cash or later")
+	}
+	si := &p.res.SetlInfo
+	h := p.v.FixmedinsCode
+	recv := ledger.HospitalReceivable(h)
+	pending := payMode == PayLater
+	p.accounts = []ledger.Account{recv}
+	var funds money.Fen
+	for _, d := range p.res.SetlDetail {
+		if d.FundPayType == "310200" || d.FundPayamt == 0 {
+			continue // the personal account is its own legs below
+		}
+		fa := fundAccount(p.v.InsuAdmdvs, d.FundPayType)
+		p.legs = append(p.legs, Leg{Leg: "fund:" + d.FundPayType, FundPayType: d.FundPayType, Debit: fa.ID, Credit: recv.ID, Amount: d.FundPayamt, Pending: pending})
+		funds += d.FundPayamt
+	}
+	if funds != si.FundPaySumamt {
+		return yibao.Errorf(yibao.CodeInternal, "fund legs %s differ from fund_pay_sumamt %s", funds, si.FundPaySumamt)
+	}
+	if own := si.AcctPay - si.AcctMulaidPay; own > 0 {
+		a := ledger.PersonalAccount(p.v.PsnNo)
+		p.accounts = append(p.accounts, a)
+		p.legs = append(p.legs, Leg{Leg: "acct_pay", FundPayType: "310200", Debit: a.ID, Credit: recv.ID, Amount: own, Pending: pending})
+	}
+	if si.AcctMulaidPay > 0 {
+		a := ledger.PersonalAccount(p.family)
+		p.accounts = append(p.accounts, a)
+		p.legs = append(p.legs, Leg{Leg: "acct_mulaid_pay", FundPayType: "310200", Debit: a.ID, Credit: recv.ID, Amount: si.AcctMulaidPay, Pending: pending})
+	}
+	if si.PsnCashPay > 0 && payMode == PayCash {
+		cash, bank := ledger.PatientCash(h), ledger.HospitalBank(h)
+		p.accounts = append(p.accounts, cash, bank)
+		p.legs = append(p.legs, Leg{Leg: "psn_cash_pay", Debit: cash.ID, Credit: bank.ID, Amount: si.PsnCashPay})
+	}
+	return nil
+}
+
+func legTransfers(setlID, code string, legs []Leg) []ledger.Transfer {
+	out := make([]ledger.Transfer, 0, len(legs))
+	for _, l := range legs {
+		t := ledger.Transfer{ID: setlID + ":" + l.Leg, DebitAccountID: l.Debit, CreditAccountID: l.Credit, Amount: l.Amount,
+			Ledger: ledger.CNY, Code: code, UserData: setlID, Leg: l.Leg}
+		if l.Pending {
+			t.Flags, t.Timeout = ledger.Pending, pendingBackstop
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+// PreSettle runs the calculator on the visit's unsettled lines and stores
+// nothing (预结算).
+func (s *Service) PreSettle(ctx context.Context, id string, r SettleRequest) (*Preview, error) {
+	p, err := s.prepare(ctx, id, r, r.Explain)
+	if err != nil {
+		return nil, err
+	}
+	return &Preview{MdtrtID: id, Kind: p.kind, Result: p.res, Legs: p.legs}, nil
+}
+
+// Settle settles the visit's unsettled fee lines as one ledger unit: the
+// settlement record, the accumulator change, the fee lines' link, the
+// visit's state, an outbox event and every leg's transfer commit together
+// or not at all. Paid in cash it completes at once; paid later its fund
+// and account legs are pending until Complete or Void. If another
+// settlement of the same person or visit commits first, it recalculates.
+func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Settlement, error) {
+	if r.PayMode == "" {
+		r.PayMode = PayCash
+	}
+	who, err := yibao.RequirePrincipal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		p, err := s.prepare(ctx, id, r, false)
+		if err != nil {
+			return nil, err
+		}
+		st, err := s.commitPlan(ctx, p, r.PayMode, who.ID())
+		if err == nil {
+			return st, nil
+		}
+		retry := errors.Is(err, errStale) ||
+			(yibao.IsCode(err, yibao.CodeInsufficientFunds) && strings.Contains(err.Error(), "acct:")) // the account balance moved
+		if !retry {
+			return nil, err
+		}
+		if attempt+1 >= maxAttempts {
+			return nil, yibao.Errorf(yibao.CodeConflict, "visit %s: other settlements of this person kept changing the state; try again", id)
+		}
+	}
+}
+
+func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string) (*Settlement, error) {
+	now := s.now()
+	si := &p.res.SetlInfo
+	st := &Settlement{SetlID: newID("ST"), MdtrtID: p.v.MdtrtID, PsnNo: p.v.PsnNo, FixmedinsCode: p.v.FixmedinsCode,
+		Insutype: p.v.Insutype, InsuAdmdvs: p.v.InsuAdmdvs, PolicyVersion: p.pol.Version, Kind: p.kind, PayMode: payMode,
+		Status: StatusCompleted, Year: p.res.Accumulators.Year, MedfeeSumamt: si.MedfeeSumamt, FundPaySumamt: si.FundPaySumamt,
+		AcctPay: si.AcctPay, PsnCashPay: si.PsnCashPay, Legs: p.legs, Result: p.res, Lines: p.lines, CreatedBy: who, CreatedAt: now.UTC()}
+	var expires int64
+	if payMode == PayLater {
+		st.Status = StatusPending
+		exp := now.Add(s.PendingTTL).UTC()
+		st.ExpiresAt, expires = &exp, micros(exp)
+	}
+	if payMode == PayCash {
+		st.Channel = PayCash
+		st.ResolvedAt = &st.CreatedAt
+	}
+	inJSON, _ := json.Marshal(p.in)
+	resJSON, _ := json.Marshal(p.res)
+	legJSON, _ := json.Marshal(p.legs)
+	newStatus := p.v.Status
+	if p.kind != KindMidStay {
+		newStatus = VisitSettled
+	}
+	unit := engine.Unit{Accounts: p.accounts, Transfers: legTransfers(st.SetlID, "settlement", p.legs)}
+	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
+		if err := s.saveAccumulators(ctx, tx, p.v.PsnNo, p.v.Insutype, &p.res.Accumulators, p.accVer, p.accExists); err != nil {
+			return err
+		}
+		res, err := tx.Exec(ctx, `UPDATE visits SET segments = segments + 1, status = ?, updated_at = ? WHERE mdtrt_id = ? AND segments = ? AND status = ?`,
+			newStatus, micros(now), p.v.MdtrtID, p.v.Segments, p.v.Status)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errStale
+		}
+		sns := make([]any, 0, len(p.lines)+2)
+		sns = append(sns, st.SetlID, p.v.MdtrtID)
+		for _, l := range p.lines {
+			sns = append(sns, l.FeedetlSn)
+		}
+		res, err = tx.Exec(ctx, `UPDATE fee_lines SET setl_id = ? WHERE mdtrt_id = ? AND setl_id = '' AND status = 'active' AND feedetl_sn IN (`+
+			strings.TrimSuffix(strings.Repeat("?, ", len(p.lines)), ", ")+`)`, sns...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != int64(len(p.lines)) {
+			return errStale // a line was cancelled meanwhile
+		}
+		if newStatus == VisitSettled {
+			var left int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM fee_lines WHERE mdtrt_id = ? AND setl_id = '' AND status = 'active'`, p.v.MdtrtID).Scan(&left); err != nil {
+				return err
+			}
+			if left > 0 {
+				return errStale // a line arrived meanwhile
+			}
+		}
+		var resolved int64
+		if payMode == PayCash {
+			resolved = micros(now)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO settlements (setl_id, mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, policy_version, kind,
+			pay_mode, status, acc_year, medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, input, result, legs, channel, created_by,
+			created_at, expires_at, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			st.SetlID, st.MdtrtID, st.PsnNo, st.FixmedinsCode, st.Insutype, st.InsuAdmdvs, st.PolicyVersion, st.Kind, st.PayMode, st.Status,
+			st.Year, int64(st.MedfeeSumamt), int64(st.FundPaySumamt), int64(st.AcctPay), int64(st.PsnCashPay), string(inJSON), string(resJSON),
+			string(legJSON), st.Channel, who, micros(now), expires, resolved); err != nil {
+			return err
+		}
+		return outbox(ctx, tx, "settlement."+st.Status, st, now)
+	}
+	if _, err := s.led.Submit(ctx, unit); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// outbox records an event in the same transaction as the change.
+func outbox(ctx context.Context, tx *sqlstore.Tx, topic string, st *Settlement, now time.Time) error {
+	payload, _ := json.Marshal(map[string]any{"setl_id": st.SetlID, "mdtrt_id": st.MdtrtID, "psn_no": st.PsnNo,
+		"fixmedins_code": st.FixmedinsCode, "status": st.Status, "medfee_sumamt": st.MedfeeSumamt,
+		"fund_pay_sumamt": st.FundPaySumamt, "acct_pay": st.AcctPay, "psn_cash_pay": st.PsnCashPay})
+	_, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, subject, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
+		newID("EV"), topic, st.SetlID, string(payload), micros(now))
+	return err
+}
+
+const settlementCols = `setl_id, mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, policy_version, kind, pay_mode, status, acc_year,
+	medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, input, result, legs, channel, created_by, created_at, expires_at, resolved_at,
+	reversed_at, reversed_by`
+
+func scanSettlement(sc interface{ Scan(...any) error }, full bool) (*Settlement, error) {
+	var st Settlement
+	var in, res, legs string
+	var c, e, r, rv int64
+	if err := sc.Scan(&st.SetlID, &st.MdtrtID, &st.PsnNo, &st.FixmedinsCode, &st.Insutype, &st.InsuAdmdvs, &st.PolicyVersion, &st.Kind,
+		&st.PayMode, &st.Status, &st.Year, &st.MedfeeSumamt, &st.FundPaySumamt, &st.AcctPay, &st.PsnCashPay, &in, &res, &legs, &st.Channel,
+		&st.CreatedBy, &c, &e, &r, &rv, &st.ReversedBy); err != nil {
+		return nil, err
+	}
+	st.CreatedAt, st.ExpiresAt, st.ResolvedAt, st.ReversedAt = fromMicros(c), optTime(e), optTime(r), optTime(rv)
+	if err := json.Unmarshal([]byte(legs), &st.Legs); err != nil {
+		return nil, fmt.Errorf("settlement %s legs: %w", st.SetlID, err)
+	}
+	if full {
+		st.Result, st.input = &policy.Result{}, &policy.Input{}
+		if err := json.Unmarshal([]byte(res), st.Result); err != nil {
+			return nil, fmt.Errorf("settlement %s result: %w", st.SetlID, err)
+		}
+		if err := json.Unmarshal([]byte(in), st.input); err != nil {
+			return nil, fmt.Errorf("settlement %s input: %w", st.SetlID, err)
+		}
+	}
+	return &st, nil
+}
+
+// loadSettlement reads a settlement the caller may act on.
+func (s *Service) loadSettlement(ctx context.Context, q querier, id string, full bool) (*Settlement, error) {
+	p, err := yibao.RequirePrincipal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := scanSettlement(q.QueryRow(ctx, `SELECT `+settlementCols+` FROM settlements WHERE setl_id = ?`, id), full)
+	if notFound(err) || (err == nil && !p.ActsFor(st.FixmedinsCode)) {
+		return nil, yibao.Errorf(yibao.CodeNotFound, "settlement %s not found", id)
+	}
+	return st, err
+}
+
+// GetSettlement returns a settlement with its result and fee lines.
+func (s *Service) GetSettlement(ctx context.Context, id string) (*Settlement, error) {
+	st, err := s.loadSettlement(ctx, s.db, id, true)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Query(ctx, `SELECT `+feeLineCols+` FROM fee_lines WHERE setl_id = ? ORDER BY created_at, feedetl_sn`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		l, err := scanFeeLine(rows)
+		if err != nil {
+			return nil, err
+		}
+		st.Lines = append(st.Lines, *l)
+	}
+	return st, rows.Err()
+}
+
+// Complete posts a pending settlement once its out-of-pocket part is paid
+// through channel (e.g. wechat, alipay, unionpay): every reserved leg is
+// posted and the channel's clearing account pays the rest to the
+// institution. Completing again with the same channel returns the
+// settlement; a voided one cannot complete.
+func (s *Service) Complete(ctx context.Context, id, channel string) (*Settlement, error) {
+	if !channelRe.MatchString(channel) || channel == PayCash {
+		return nil, yibao.FieldError("channel", "name the payment channel (2–20 lowercase letters/digits), e.g. wechat")
+	}
+	st, err := s.loadSettlement(ctx, s.db, id, false)
+	if err != nil {
+		return nil, err
+	}
+	switch st.Status {
+	case StatusCompleted:
+		if st.Channel == channel {
+			return s.GetSettlement(ctx, id)
+		}
+		return nil, yibao.Errorf(yibao.CodeConflict, "settlement %s was completed through %s", id, st.Channel)
+	case StatusPending:
+	default:
+		return nil, yibao.Errorf(yibao.CodePrecondition, "settlement %s is %s", id, st.Status)
+	}
+	now := s.now()
+	var ts []ledger.Transfer
+	for _, l := range st.Legs {
+		if l.Pending {
+			ts = append(ts, ledger.Transfer{ID: id + ":post:" + l.Leg, PendingID: id + ":" + l.Leg, Amount: l.Amount, Flags: ledger.PostPending,
+				Code: "settlement_post", UserData: id, Leg: l.Leg})
+		}
+	}
+	clear := ledger.ChannelClearing(channel)
+	recv := ledger.HospitalReceivable(st.FixmedinsCode)
+	if st.PsnCashPay > 0 {
+		ts = append(ts, ledger.Transfer{ID: id + ":psn_cash_pay", DebitAccountID: clear.ID, CreditAccountID: recv.ID, Amount: st.PsnCashPay,
+			Ledger: ledger.CNY, Code: "settlement", UserData: id, Leg: "psn_cash_pay"})
+	}
+	if len(ts) == 0 { // nothing reserved, nothing to collect: a zero bill
+		ts = nil
+	}
+	unit := engine.Unit{Accounts: []ledger.Account{clear, recv}, Transfers: ts}
+	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
+		st.Legs = appendCashLeg(st.Legs, st.PsnCashPay, clear.ID, recv.ID)
+		legs, _ := json.Marshal(st.Legs)
+		res, err := tx.Exec(ctx, `UPDATE settlements SET status = 'completed', channel = ?, resolved_at = ?, legs = ? WHERE setl_id = ? AND status = 'pending'`,
+			channel, micros(now), string(legs), id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return yibao.Errorf(yibao.CodeConflict, "settlement %s changed meanwhile", id)
+		}
+		st.Status = StatusCompleted
+		return outbox(ctx, tx, "settlement.completed", st, now)
+	}
+	if _, err := s.led.Submit(ctx, unit); err != nil {
+		return nil, err
+	}
+	return s.GetSettlement(ctx, id)
+}
+
+func appendCashLeg(legs []Leg, amt money.Fen, debit, credit string) []Leg {
+	if amt <= 0 {
+		return legs
+	}
+	return append(legs, Leg{Leg: "psn_cash_pay", Debit: debit, Credit: credit, Amount: amt})
+}
+
+// Void releases a pending settlement: reserved legs are voided, the
+// accumulators get back what it reserved and its fee lines can be settled
+// again. Voiding again returns the settlement.
+func (s *Service) Void(ctx context.Context, id string) (*Settlement, error) {
+	st, err := s.loadSettlement(ctx, s.db, id, true)
+	if err != nil {
+		return nil, err
+	}
+	switch st.Status {
+	case StatusVoided:
+		return s.GetSettlement(ctx, id)
+	case StatusPending:
+	default:
+		return nil, yibao.Errorf(yibao.CodePrecondition, "settlement %s is %s; only a pending settlement is voided (reverse a completed one)", id, st.Status)
+	}
+	var ts []ledger.Transfer
+	for _, l := range st.Legs {
+		if l.Pending {
+			ts = append(ts, ledger.Transfer{ID: id + ":void:" + l.Leg, PendingID: id + ":" + l.Leg, Flags: ledger.VoidPending,
+				Code: "settlement_void", UserData: id, Leg: l.Leg})
+		}
+	}
+	err = s.undo(ctx, st, ts, StatusPending, StatusVoided)
+	if yibao.IsCode(err, yibao.CodePrecondition) && ledger.ReasonOf(err) == ledger.ReasonPendingExpired {
+		// The ledger's backstop expired the legs already: record the void.
+		err = s.undo(ctx, st, nil, StatusPending, StatusVoided)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.GetSettlement(ctx, id)
+}
+
+// Reverse undoes a completed settlement (撤销结算): every posted leg gets
+// a mirrored transfer, the accumulators are restored and the fee lines are
+// free to be corrected and settled again. Only a visit's latest live
+// settlement can be reversed. Reversing again returns the settlement.
+func (s *Service) Reverse(ctx context.Context, id string) (*Settlement, error) {
+	st, err := s.loadSettlement(ctx, s.db, id, true)
+	if err != nil {
+		return nil, err
+	}
+	switch st.Status {
+	case StatusReversed:
+		return s.GetSettlement(ctx, id)
+	case StatusCompleted:
+	default:
+		return nil, yibao.Errorf(yibao.CodePrecondition, "settlement %s is %s; only a completed settlement is reversed (void a pending one)", id, st.Status)
+	}
+	var ts []ledger.Transfer
+	for _, l := range st.Legs {
+		ts = append(ts, ledger.Transfer{ID: id + ":rev:" + l.Leg, DebitAccountID: l.Credit, CreditAccountID: l.Debit, Amount: l.Amount,
+			Ledger: ledger.CNY, Code: "reversal", UserData: id, Leg: l.Leg})
+	}
+	if err := s.undo(ctx, st, ts, StatusCompleted, StatusReversed); err != nil {
+		return nil, err
+	}
+	return s.GetSettlement(ctx, id)
+}
+
+// undo voids or reverses a settlement in one ledger unit.
+func (s *Service) undo(ctx context.Context, st *Settlement, ts []ledger.Transfer, from, to string) error {
+	who := yibao.PrincipalFrom(ctx).ID()
+	now := s.now()
+	unit := engine.Unit{Transfers: ts}
+	if len(ts) == 0 {
+		// Nothing for the ledger to move (a zero bill, or legs the ledger
+		// already expired): still one atomic write through the writer.
+		unit.Accounts = []ledger.Account{ledger.HospitalReceivable(st.FixmedinsCode)}
+	}
+	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
+		var later int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM settlements WHERE mdtrt_id = ? AND status IN ('pending', 'completed') AND created_at > ?`,
+			st.MdtrtID, micros(st.CreatedAt)).Scan(&later); err != nil {
+			return err
+		}
+		if later > 0 {
+			return yibao.Errorf(yibao.CodePrecondition, "visit %s has a later settlement; undo that one first", st.MdtrtID)
+		}
+		set := `status = ?, resolved_at = ?`
+		args := []any{to, micros(now)}
+		if to == StatusReversed {
+			set = `status = ?, reversed_at = ?, reversed_by = ?`
+			args = []any{to, micros(now), who}
+		}
+		res, err := tx.Exec(ctx, `UPDATE settlements SET `+set+` WHERE setl_id = ? AND status = ?`, append(args, st.SetlID, from)...)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return yibao.Errorf(yibao.CodeConflict, "settlement %s changed meanwhile", st.SetlID)
+		}
+		if err := s.restoreAccumulators(ctx, tx, st); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE fee_lines SET setl_id = '' WHERE setl_id = ?`, st.SetlID); err != nil {
+			return err
+		}
+		var vtype, vstatus string
+		if err := tx.QueryRow(ctx, `SELECT visit_type, status FROM visits WHERE mdtrt_id = ?`, st.MdtrtID).Scan(&vtype, &vstatus); err != nil {
+			return err
+		}
+		back := vstatus
+		if vstatus == VisitSettled {
+			back = VisitOpen
+			if vtype == policy.Inpatient {
+				back = VisitDischarged
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE visits SET segments = segments - 1, status = ?, updated_at = ? WHERE mdtrt_id = ?`, back, micros(now), st.MdtrtID); err != nil {
+			return err
+		}
+		st.Status = to
+		return outbox(ctx, tx, "settlement."+to, st, now)
+	}
+	_, err := s.led.Submit(ctx, unit)
+	return err
+}
+
+// ExpirePending voids every pending settlement past its deadline and
+// returns how many it voided.
+func (s *Service) ExpirePending(ctx context.Context) (int, error) {
+	rows, err := s.db.Query(ctx, `SELECT setl_id FROM settlements WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500`, micros(s.now()))
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	ctx = yibao.WithPrincipal(ctx, yibao.System("settlement-expiry"))
+	n := 0
+	for _, id := range ids {
+		st, err := s.Void(ctx, id)
+		if err != nil {
+			if yibao.IsCode(err, yibao.CodePrecondition) || yibao.IsCode(err, yibao.CodeConflict) {
+				continue // completed meanwhile
+			}
+			return n, err
+		}
+		if st.Status == StatusVoided {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Run voids expired pending settlements every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := s.ExpirePending(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("settlement expiry", "err", err)
+			} else if n > 0 {
+				s.log.Info("voided expired pending settlements", "count", n)
+			}
+		}
+	}
+}
