@@ -15,9 +15,12 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"hash/fnv"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"yibao"
@@ -41,6 +44,44 @@ type Service struct {
 
 	mu       sync.RWMutex
 	policies map[string][]*policy.Policy // published versions by region, loaded lazily
+
+	// persons serialises this process's settlements of one person, so
+	// that concurrent bills of the same patient queue instead of racing
+	// and recalculating. Correctness does not rest on it: the accumulator
+	// version check inside the ledger unit still catches another node.
+	persons [256]sync.Mutex
+
+	recalcs atomic.Int64
+}
+
+// Recalculations counts settlements that lost a race to another writer
+// and were calculated again (a metric; zero on a single node).
+func (s *Service) Recalculations() int64 { return s.recalcs.Load() }
+
+// lockPersons locks the stripes of the given persons in a fixed order and
+// returns the unlock function.
+func (s *Service) lockPersons(psns ...string) func() {
+	var idx []int
+	for _, p := range psns {
+		if p == "" {
+			continue
+		}
+		h := fnv.New32a()
+		h.Write([]byte(p))
+		i := int(h.Sum32() % uint32(len(s.persons)))
+		if !slices.Contains(idx, i) {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		s.persons[i].Lock()
+	}
+	return func() {
+		for _, i := range slices.Backward(idx) {
+			s.persons[i].Unlock()
+		}
+	}
 }
 
 // New builds the service.

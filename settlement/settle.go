@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -57,6 +58,7 @@ type Settlement struct {
 	InsuAdmdvs    string         `json:"insu_admdvs"`
 	PolicyVersion string         `json:"policy_version"`
 	Kind          string         `json:"kind"`
+	Segment       int            `json:"segment"` // 1 = the visit's first settlement
 	PayMode       string         `json:"pay_mode"`
 	Status        string         `json:"status"`
 	Year          int            `json:"acc_year"`
@@ -355,6 +357,11 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 	if err != nil {
 		return nil, err
 	}
+	v, err := s.loadVisit(ctx, s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	defer s.lockPersons(v.PsnNo, r.FamilyPsnNo)()
 	for attempt := 0; ; attempt++ {
 		p, err := s.prepare(ctx, id, r, false)
 		if err != nil {
@@ -369,9 +376,11 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 		if !retry {
 			return nil, err
 		}
+		s.recalcs.Add(1)
 		if attempt+1 >= maxAttempts {
 			return nil, yibao.Errorf(yibao.CodeConflict, "visit %s: other settlements of this person kept changing the state; try again", id)
 		}
+		time.Sleep(time.Duration(attempt+1) * time.Duration(rand.IntN(5000)) * time.Microsecond) // another node's settlement won; back off
 	}
 }
 
@@ -379,8 +388,8 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string) 
 	now := s.now()
 	si := &p.res.SetlInfo
 	st := &Settlement{SetlID: newID("ST"), MdtrtID: p.v.MdtrtID, PsnNo: p.v.PsnNo, FixmedinsCode: p.v.FixmedinsCode,
-		Insutype: p.v.Insutype, InsuAdmdvs: p.v.InsuAdmdvs, PolicyVersion: p.pol.Version, Kind: p.kind, PayMode: payMode,
-		Status: StatusCompleted, Year: p.res.Accumulators.Year, MedfeeSumamt: si.MedfeeSumamt, FundPaySumamt: si.FundPaySumamt,
+		Insutype: p.v.Insutype, InsuAdmdvs: p.v.InsuAdmdvs, PolicyVersion: p.pol.Version, Kind: p.kind, Segment: p.v.Segments + 1,
+		PayMode: payMode, Status: StatusCompleted, Year: p.res.Accumulators.Year, MedfeeSumamt: si.MedfeeSumamt, FundPaySumamt: si.FundPaySumamt,
 		AcctPay: si.AcctPay, PsnCashPay: si.PsnCashPay, Legs: p.legs, Result: p.res, Lines: p.lines, CreatedBy: who, CreatedAt: now.UTC()}
 	var expires int64
 	if payMode == PayLater {
@@ -439,9 +448,9 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string) 
 			resolved = micros(now)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO settlements (setl_id, mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, policy_version, kind,
-			pay_mode, status, acc_year, medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, input, result, legs, channel, created_by,
-			created_at, expires_at, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			st.SetlID, st.MdtrtID, st.PsnNo, st.FixmedinsCode, st.Insutype, st.InsuAdmdvs, st.PolicyVersion, st.Kind, st.PayMode, st.Status,
+			segment, pay_mode, status, acc_year, medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, input, result, legs, channel, created_by,
+			created_at, expires_at, resolved_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			st.SetlID, st.MdtrtID, st.PsnNo, st.FixmedinsCode, st.Insutype, st.InsuAdmdvs, st.PolicyVersion, st.Kind, st.Segment, st.PayMode, st.Status,
 			st.Year, int64(st.MedfeeSumamt), int64(st.FundPaySumamt), int64(st.AcctPay), int64(st.PsnCashPay), string(inJSON), string(resJSON),
 			string(legJSON), st.Channel, who, micros(now), expires, resolved); err != nil {
 			return err
@@ -464,7 +473,7 @@ func outbox(ctx context.Context, tx *sqlstore.Tx, topic string, st *Settlement, 
 	return err
 }
 
-const settlementCols = `setl_id, mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, policy_version, kind, pay_mode, status, acc_year,
+const settlementCols = `setl_id, mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, policy_version, kind, segment, pay_mode, status, acc_year,
 	medfee_sumamt, fund_pay_sumamt, acct_pay, psn_cash_pay, input, result, legs, channel, created_by, created_at, expires_at, resolved_at,
 	reversed_at, reversed_by`
 
@@ -473,7 +482,7 @@ func scanSettlement(sc interface{ Scan(...any) error }, full bool) (*Settlement,
 	var in, res, legs string
 	var c, e, r, rv int64
 	if err := sc.Scan(&st.SetlID, &st.MdtrtID, &st.PsnNo, &st.FixmedinsCode, &st.Insutype, &st.InsuAdmdvs, &st.PolicyVersion, &st.Kind,
-		&st.PayMode, &st.Status, &st.Year, &st.MedfeeSumamt, &st.FundPaySumamt, &st.AcctPay, &st.PsnCashPay, &in, &res, &legs, &st.Channel,
+		&st.Segment, &st.PayMode, &st.Status, &st.Year, &st.MedfeeSumamt, &st.FundPaySumamt, &st.AcctPay, &st.PsnCashPay, &in, &res, &legs, &st.Channel,
 		&st.CreatedBy, &c, &e, &r, &rv, &st.ReversedBy); err != nil {
 		return nil, err
 	}
@@ -603,6 +612,7 @@ func (s *Service) Void(ctx context.Context, id string) (*Settlement, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.lockPersons(st.PsnNo)()
 	switch st.Status {
 	case StatusVoided:
 		return s.GetSettlement(ctx, id)
@@ -637,6 +647,7 @@ func (s *Service) Reverse(ctx context.Context, id string) (*Settlement, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer s.lockPersons(st.PsnNo)()
 	switch st.Status {
 	case StatusReversed:
 		return s.GetSettlement(ctx, id)
@@ -666,12 +677,11 @@ func (s *Service) undo(ctx context.Context, st *Settlement, ts []ledger.Transfer
 		unit.Accounts = []ledger.Account{ledger.HospitalReceivable(st.FixmedinsCode)}
 	}
 	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
-		var later int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM settlements WHERE mdtrt_id = ? AND status IN ('pending', 'completed') AND created_at > ?`,
-			st.MdtrtID, micros(st.CreatedAt)).Scan(&later); err != nil {
+		var segments int
+		if err := tx.QueryRow(ctx, `SELECT segments FROM visits WHERE mdtrt_id = ?`, st.MdtrtID).Scan(&segments); err != nil {
 			return err
 		}
-		if later > 0 {
+		if segments != st.Segment {
 			return yibao.Errorf(yibao.CodePrecondition, "visit %s has a later settlement; undo that one first", st.MdtrtID)
 		}
 		set := `status = ?, resolved_at = ?`

@@ -72,6 +72,7 @@ CREATE TABLE settlements (
     insu_admdvs     TEXT NOT NULL,
     policy_version  TEXT NOT NULL,
     kind            TEXT NOT NULL,            -- outpatient | mid_stay | discharge | pharmacy
+    segment         INTEGER NOT NULL,         -- 1 for a visit's first settlement, 2 for the next, …
     pay_mode        TEXT NOT NULL,            -- cash | later
     status          TEXT NOT NULL,            -- pending | completed | voided | reversed
     acc_year        INTEGER NOT NULL,
