@@ -19,7 +19,9 @@ import (
 	"yibao/auth"
 	"yibao/gmcrypto"
 	"yibao/httpapi"
+	"yibao/ledger/engine"
 	"yibao/registry"
+	"yibao/settlement"
 	"yibao/sqlstore"
 )
 
@@ -33,12 +35,16 @@ type App struct {
 	DB       *sqlstore.DB
 	Registry *registry.Service
 	Auth     *auth.Service
+	Ledger   *engine.Engine
+	Settle   *settlement.Service
 	API      *httpapi.Server
 }
 
-// Open validates cfg, opens and migrates the database and builds the
-// services. logOut receives the logs (os.Stderr in production).
-func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
+// OpenStore validates cfg, opens and migrates the database and builds the
+// registry and auth services: what operator tools (migrate, import, ledger
+// check) need, without taking the ledger writer that a running server
+// holds. logOut receives the logs (os.Stderr in production).
+func OpenStore(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -74,8 +80,29 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Auth.PasswordIterations = cfg.PasswordIterations
 	}
 	a.Auth.SessionTTL = cfg.SessionTTL
+	return a, nil
+}
+
+// Open is OpenStore plus the ledger writer, the settlement service (and
+// the chart of accounts it keeps) and the HTTP API: the running platform.
+// Only one process per database may hold it.
+func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
+	a, err := OpenStore(ctx, cfg, logOut)
+	if err != nil {
+		return nil, err
+	}
+	db, log := a.DB, a.Log
+	if a.Ledger, err = engine.Open(ctx, db, engine.Options{Log: log}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Settle = settlement.New(db, a.Registry, a.Ledger, log)
+	if _, err := a.Settle.EnsureChart(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("chart of accounts: %w", err)
+	}
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
-		db, a.Registry, a.Auth, log)
+		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger}, log)
 	return a, nil
 }
 
@@ -111,8 +138,13 @@ func loadMasterKey(cfg Config) ([]byte, error) {
 	return k, nil
 }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close stops the ledger writer and releases the database.
+func (a *App) Close() error {
+	if a.Ledger != nil {
+		a.Ledger.Close()
+	}
+	return a.DB.Close()
+}
 
 // Handler is the whole HTTP surface.
 func (a *App) Handler() http.Handler { return a.API.Handler() }
@@ -155,6 +187,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go a.Settle.Run(ctx, 5*time.Second) // voids pending settlements nobody paid
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -8,12 +8,18 @@ import (
 	"yibao"
 	"yibao/auth"
 	"yibao/demo"
+	"yibao/ledger"
+	"yibao/ledger/engine"
+	"yibao/money"
 	"yibao/registry"
+	"yibao/settlement"
 )
 
 // SeedReport counts what Seed wrote.
 type SeedReport struct {
 	Regions, Schemes, Institutions, Catalog, Persons, Coverages, Users, APIKeys int
+	Policies, Accounts, Slots, Settlements                                      int
+	Funded                                                                      money.Fen
 	Took                                                                        time.Duration
 }
 
@@ -74,6 +80,120 @@ func (a *App) Seed(ctx context.Context, d *demo.Dataset) (*SeedReport, error) {
 		}
 		r.APIKeys++
 	}
+	if a.Settle != nil {
+		if err := a.seedMoney(ctx, d, r); err != nil {
+			return nil, err
+		}
+	}
 	r.Took = time.Since(start)
 	return r, nil
+}
+
+// seedMoney publishes the demo policies, creates the chart of accounts,
+// puts money into every fund and employee personal account, links one
+// family, publishes today's appointment slots and settles a few bills, so
+// that the console has something to show.
+func (a *App) seedMoney(ctx context.Context, d *demo.Dataset, r *SeedReport) error {
+	for _, doc := range demo.Policies() {
+		if _, err := a.Settle.BootstrapPolicy(ctx, doc); err != nil {
+			return fmt.Errorf("seed policy: %w", err)
+		}
+		r.Policies++
+	}
+	n, err := a.Settle.EnsureChart(ctx)
+	if err != nil {
+		return fmt.Errorf("seed chart of accounts: %w", err)
+	}
+	r.Accounts = n
+	accs, err := a.Settle.ChartAccounts(ctx)
+	if err != nil {
+		return err
+	}
+	var ts []ledger.Transfer
+	for i, acc := range accs {
+		var amt money.Fen
+		switch acc.Kind {
+		case ledger.KindFundPool, ledger.KindLargeAmountFund, ledger.KindCriticalIllness, ledger.KindAssistanceFund:
+			amt = money.Yuan(50_000_000)
+		case ledger.KindPersonalAccount:
+			amt = money.Yuan(int64(300 + (i*7919)%4700))
+		default:
+			continue
+		}
+		ts = append(ts, ledger.Transfer{ID: "seed:" + acc.ID, DebitAccountID: ledger.FundIncome(acc.ID).ID, CreditAccountID: acc.ID,
+			Amount: amt, Ledger: ledger.CNY, Code: "contribution"})
+		r.Funded += amt
+	}
+	for len(ts) > 0 {
+		k := min(len(ts), 1000)
+		if _, err := a.Ledger.Submit(ctx, engine.Unit{Transfers: ts[:k]}); err != nil {
+			return fmt.Errorf("seed money: %w", err)
+		}
+		ts = ts[k:]
+	}
+	var employees []string
+	for _, c := range d.Coverages {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+			employees = append(employees, c.PsnNo)
+		}
+	}
+	if len(employees) >= 2 {
+		if _, err := a.Settle.LinkFamily(ctx, employees[0], employees[1], "spouse"); err != nil {
+			return fmt.Errorf("seed family link: %w", err)
+		}
+	}
+	today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+	type period = struct {
+		Start    string `json:"start"`
+		End      string `json:"end"`
+		Capacity int    `json:"capacity"`
+	}
+	for _, in := range d.Institutions {
+		if in.Kind != yibao.KindHospital {
+			continue
+		}
+		for _, dept := range [][2]string{{"NK", "内科"}, {"WK", "外科"}, {"EK", "儿科"}} {
+			list, err := a.Settle.PublishSchedule(ctx, settlement.ScheduleRequest{FixmedinsCode: in.Code, DeptCode: dept[0], DeptName: dept[1],
+				Date: today, Periods: []period{{"08:00", "10:00", 20}, {"10:00", "12:00", 20}, {"14:00", "17:00", 30}}})
+			if err != nil {
+				return fmt.Errorf("seed slots: %w", err)
+			}
+			r.Slots += len(list)
+		}
+	}
+	// A few settled outpatient bills at the first hospital.
+	var h1 string
+	for _, in := range d.Institutions {
+		if in.Kind == yibao.KindHospital && in.Admdvs == "370100" {
+			h1 = in.Code
+			break
+		}
+	}
+	var drugs []string
+	for _, it := range d.Catalog {
+		if it.Kind == yibao.ItemDrug && (it.ValidTo == "" || it.ValidTo >= today) && it.ValidFrom <= today && len(drugs) < 6 {
+			drugs = append(drugs, it.Code)
+		}
+	}
+	for i, psn := range employees {
+		if i >= 4 || len(drugs) < 2 {
+			break
+		}
+		v, err := a.Settle.OpenVisit(ctx, settlement.VisitRequest{PsnNo: psn, FixmedinsCode: h1, Type: "general_outpatient", DeptCode: "NK", DeptName: "内科"})
+		if err != nil {
+			return fmt.Errorf("seed visit: %w", err)
+		}
+		lines := []settlement.FeeLineInput{
+			{FeedetlSn: "1", CatalogCode: drugs[i%len(drugs)], UnitPrice: money.Fen(4580 + 1310*i), Quantity: money.MustRatio(int64(1+i%3), 1)},
+			{FeedetlSn: "2", CatalogCode: drugs[(i+1)%len(drugs)], UnitPrice: money.Fen(12800 + 990*i), Quantity: money.MustRatio(1, 1)},
+		}
+		if _, err := a.Settle.AddFeeLines(ctx, v.MdtrtID, lines); err != nil {
+			return fmt.Errorf("seed fee lines: %w", err)
+		}
+		if _, err := a.Settle.Settle(ctx, v.MdtrtID, settlement.SettleRequest{}); err != nil {
+			return fmt.Errorf("seed settlement: %w", err)
+		}
+		r.Settlements++
+	}
+	return nil
 }

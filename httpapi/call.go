@@ -65,6 +65,26 @@ func (c *call) decode(v any) error {
 	return nil
 }
 
+// decodeOptional is decode for bodies that may be left out entirely.
+func (c *call) decodeOptional(v any) error {
+	if len(bytes.TrimSpace(c.body)) == 0 {
+		return nil
+	}
+	return c.decode(v)
+}
+
+// requireJSON checks the content type of a body passed on unparsed.
+func (c *call) requireJSON() error {
+	ct := c.r.Header.Get("Content-Type")
+	if mt, _, _ := mime.ParseMediaType(ct); ct != "" && mt != "application/json" {
+		return yibao.Errorf(yibao.CodeUnsupportedType, "send application/json, not %s", mt)
+	}
+	if len(bytes.TrimSpace(c.body)) == 0 {
+		return yibao.Errorf(yibao.CodeMalformed, "the request body is empty; send a JSON object")
+	}
+	return nil
+}
+
 // jsonError turns a decoding error into a message that names the problem.
 func jsonError(err error) error {
 	var se *json.SyntaxError

@@ -440,7 +440,8 @@ func (s *Server) createUser(c *call) error {
 // consistency test and the docs.
 func RouteList() []string {
 	var out []string
-	for _, rt := range (&Server{}).routeTable() {
+	s := &Server{}
+	for _, rt := range append(s.routeTable(), s.settlementRoutes()...) {
 		out = append(out, rt.method+" "+rt.path)
 	}
 	return out

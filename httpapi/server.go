@@ -19,7 +19,9 @@ import (
 
 	"yibao"
 	"yibao/auth"
+	"yibao/ledger/engine"
 	"yibao/registry"
+	"yibao/settlement"
 	"yibao/sqlstore"
 )
 
@@ -36,6 +38,8 @@ type Server struct {
 	db       *sqlstore.DB
 	registry *registry.Service
 	auth     *auth.Service
+	settle   *settlement.Service
+	ledger   *engine.Engine
 	log      *slog.Logger
 	routes   []route
 	metrics  *metrics
@@ -43,19 +47,28 @@ type Server struct {
 	now      func() time.Time
 }
 
+// Deps are the services the API serves.
+type Deps struct {
+	DB         *sqlstore.DB
+	Registry   *registry.Service
+	Auth       *auth.Service
+	Settlement *settlement.Service
+	Ledger     *engine.Engine
+}
+
 // New builds the server and its route table.
-func New(cfg Config, db *sqlstore.DB, reg *registry.Service, au *auth.Service, log *slog.Logger) *Server {
+func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: db, registry: reg, auth: au, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
-	s.routes = s.routeTable()
+	s.routes = append(s.routeTable(), s.settlementRoutes()...)
 	return s
 }
 

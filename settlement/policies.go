@@ -179,8 +179,8 @@ func orMax(date string) string {
 }
 
 // BootstrapPolicy publishes a version directly, for the demo and a new
-// installation's first policy; it refuses once the region has any
-// published version. The system principal is recorded as both author and
+// installation's first policies; it refuses a version that exists or
+// overlaps a published one. The system principal is recorded as both author and
 // approver.
 func (s *Service) BootstrapPolicy(ctx context.Context, doc []byte) (*PolicyVersion, error) {
 	p, err := yibao.RequirePrincipal(ctx)
@@ -198,14 +198,17 @@ func (s *Service) BootstrapPolicy(ctx context.Context, doc []byte) (*PolicyVersi
 	json.Compact(&compact, doc)
 	now := micros(s.now())
 	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM policies WHERE admdvs = ? AND status = 'published'`, pol.Admdvs).Scan(&n); err != nil {
+		var clash string
+		err := tx.QueryRow(ctx, `SELECT version FROM policies WHERE admdvs = ? AND (version = ? OR (status = 'published'
+			AND effective_from <= ? AND (effective_to = '' OR effective_to >= ?)))`, pol.Admdvs, pol.Version,
+			orMax(pol.EffectiveTo), pol.EffectiveFrom).Scan(&clash)
+		if err == nil {
+			return yibao.Errorf(yibao.CodeConflict, "region %s already has version %s for these dates", pol.Admdvs, clash)
+		}
+		if !notFound(err) {
 			return err
 		}
-		if n > 0 {
-			return yibao.Errorf(yibao.CodeConflict, "region %s already has published policies", pol.Admdvs)
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO policies (`+policyCols+`) VALUES (?, ?, ?, ?, 'published', ?, ?, ?, ?, 'bootstrap', ?, ?)`,
+		_, err = tx.Exec(ctx, `INSERT INTO policies (`+policyCols+`) VALUES (?, ?, ?, ?, 'published', ?, ?, ?, ?, 'bootstrap', ?, ?)`,
 			pol.Admdvs, pol.Version, pol.EffectiveFrom, pol.EffectiveTo, compact.String(), p.ID(), p.ID(), p.ID(), now, now)
 		return err
 	})

@@ -290,6 +290,7 @@ func (p *plan) buildLegs(payMode string) error {
 	recv := ledger.HospitalReceivable(h)
 	pending := payMode == PayLater
 	p.accounts = []ledger.Account{recv}
+	p.legs = []Leg{}
 	var funds money.Fen
 	for _, d := range p.res.SetlDetail {
 		if d.FundPayType == "310200" || d.FundPayamt == 0 {

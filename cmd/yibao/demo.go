@@ -46,8 +46,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "seeded %d regions, %d schemes, %d institutions, %d catalog items, %d persons (%d coverages), %d users, %d API keys in %s\n",
-			rep.Regions, rep.Schemes, rep.Institutions, rep.Catalog, rep.Persons, rep.Coverages, rep.Users, rep.APIKeys, rep.Took.Round(1e6))
+		fmt.Fprintf(stdout, "seeded %d regions, %d schemes, %d institutions, %d catalog items, %d persons (%d coverages), %d users, %d API keys\n",
+			rep.Regions, rep.Schemes, rep.Institutions, rep.Catalog, rep.Persons, rep.Coverages, rep.Users, rep.APIKeys)
+		fmt.Fprintf(stdout, "       %d policy versions, %d ledger accounts holding %s yuan, %d appointment slots, %d settled bills, in %s\n",
+			rep.Policies, rep.Accounts, rep.Funded, rep.Slots, rep.Settlements, rep.Took.Round(1e6))
 	}
 	return a.Serve(ctx, func(addr string) {
 		base := "http://" + addr

@@ -27,7 +27,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer f.Close()
-	a, err := app.Open(ctx, cfg, stderr)
+	a, err := app.OpenStore(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ func runLedger(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	a, err := app.Open(ctx, cfg, stderr)
+	a, err := app.OpenStore(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}

@@ -141,7 +141,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	a, err := app.Open(ctx, cfg, stderr)
+	a, err := app.OpenStore(ctx, cfg, stderr)
 	if err != nil {
 		return err
 	}
