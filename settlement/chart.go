@@ -94,8 +94,9 @@ func (s *Service) EnsureChart(ctx context.Context) (int, error) {
 	return total, nil
 }
 
-func column(ctx context.Context, s *Service, q string) ([]string, error) {
-	rows, err := s.db.Query(ctx, q)
+// column reads one text column of a query.
+func column(ctx context.Context, s *Service, q string, args ...any) ([]string, error) {
+	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

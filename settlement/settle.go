@@ -728,20 +728,10 @@ func (s *Service) undo(ctx context.Context, st *Settlement, ts []ledger.Transfer
 // ExpirePending voids every pending settlement past its deadline and
 // returns how many it voided.
 func (s *Service) ExpirePending(ctx context.Context) (int, error) {
-	rows, err := s.db.Query(ctx, `SELECT setl_id FROM settlements WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500`, micros(s.now()))
+	ids, err := column(ctx, s, `SELECT setl_id FROM settlements WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500`, micros(s.now()))
 	if err != nil {
 		return 0, err
 	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return 0, err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
 	ctx = yibao.WithPrincipal(ctx, yibao.System("settlement-expiry"))
 	n := 0
 	for _, id := range ids {
