@@ -26,6 +26,8 @@ var layer = map[string]int{
 	"demo":             30,
 	"sqlstore/sqltest": 40,
 	"ledger/engine":    40,
+	"ecert/code":       40,
+	"ecert":            60,
 	"registry":         50,
 	"auth":             50,
 	"settlement":       60,

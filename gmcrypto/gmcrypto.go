@@ -10,6 +10,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -213,4 +214,36 @@ func BlindIndex(key []byte, domain string, value []byte) []byte {
 	m.Write([]byte{0})
 	m.Write(value)
 	return m.Sum(nil)
+}
+
+// SignRaw signs msg with SM2 under uid and returns the fixed 64-byte r‖s
+// form (GM/T 0009), for compact formats such as the e-certificate code.
+func (k *PrivateKey) SignRaw(uid, msg []byte) ([]byte, error) {
+	der, err := k.SignUID(uid, msg)
+	if err != nil {
+		return nil, err
+	}
+	var rs struct{ R, S *big.Int }
+	if _, err := asn1.Unmarshal(der, &rs); err != nil {
+		return nil, fmt.Errorf("gmcrypto: SM2 signature: %w", err)
+	}
+	out := make([]byte, 64)
+	rs.R.FillBytes(out[:32])
+	rs.S.FillBytes(out[32:])
+	return out, nil
+}
+
+// VerifyRaw checks a 64-byte r‖s SM2 signature of msg under uid. The
+// library caches ZA per public key, so reusing one PublicKey value for a
+// device makes each verification a single SM2 verify.
+func (p *PublicKey) VerifyRaw(uid, msg, sig []byte) bool {
+	if len(sig) != 64 {
+		return false
+	}
+	digest, err := sm2.CalculateSM2Hash(p.k, msg, uid)
+	if err != nil {
+		return false
+	}
+	r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+	return sm2.Verify(p.k, digest, r, s) //nolint:staticcheck // raw r‖s is the point of this function
 }

@@ -293,3 +293,43 @@ func BenchmarkHashPasswordDefault(b *testing.B) {
 		HashPassword("a password", 0)
 	}
 }
+
+func TestRawSignatures(t *testing.T) {
+	k, _ := GenerateKey(nil)
+	uid := []byte("YBECERT-TEST")
+	msg := []byte("a dynamic code")
+	sig, err := k.SignRaw(uid, msg)
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("%v %d", err, len(sig))
+	}
+	cases := []struct {
+		name      string
+		uid, msg  []byte
+		sig       []byte
+		wantValid bool
+	}{
+		{"valid", uid, msg, sig, true},
+		{"other uid", DefaultUID, msg, sig, false},
+		{"other message", uid, []byte("another"), sig, false},
+		{"flipped bit", uid, msg, append(append([]byte{}, sig[:10]...), append([]byte{sig[10] ^ 1}, sig[11:]...)...), false},
+		{"short", uid, msg, sig[:63], false},
+		{"zero", uid, msg, make([]byte, 64), false},
+	}
+	for _, c := range cases {
+		if got := k.Public().VerifyRaw(c.uid, c.msg, c.sig); got != c.wantValid {
+			t.Errorf("%s: %v", c.name, got)
+		}
+	}
+}
+
+func BenchmarkSM2VerifyRaw(b *testing.B) {
+	k, _ := GenerateKey(nil)
+	uid, msg := []byte("YBECERT-CODE"), make([]byte, 162)
+	sig, _ := k.SignRaw(uid, msg)
+	pub := k.Public()
+	for b.Loop() {
+		if !pub.VerifyRaw(uid, msg, sig) {
+			b.Fatal("invalid")
+		}
+	}
+}

@@ -1,0 +1,44 @@
+package code
+
+import (
+	"fmt"
+	"strings"
+
+	"rsc.io/qr"
+)
+
+// The code's text is Prefix + Base45, all in the QR alphanumeric
+// alphabet, so the symbol uses alphanumeric mode (5.5 bits a character):
+// a 226-byte code is 343 characters, a version-12 symbol at level M.
+
+// PNG renders the text as a QR code PNG (level M, 4-module quiet zone).
+func PNG(text string) ([]byte, error) {
+	c, err := qr.Encode(text, qr.M)
+	if err != nil {
+		return nil, fmt.Errorf("code: QR: %w", err)
+	}
+	c.Scale = 6
+	return c.PNG(), nil
+}
+
+// SVG renders the text as a scalable QR code: one path, dark modules on a
+// white background, a 4-module quiet zone.
+func SVG(text string) (string, error) {
+	c, err := qr.Encode(text, qr.M)
+	if err != nil {
+		return "", fmt.Errorf("code: QR: %w", err)
+	}
+	n := c.Size + 8
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" shape-rendering="crispEdges">`, n, n)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="`, n, n)
+	for y := 0; y < c.Size; y++ {
+		for x := 0; x < c.Size; x++ {
+			if c.Black(x, y) {
+				fmt.Fprintf(&b, "M%d %dh1v1h-1z", x+4, y+4)
+			}
+		}
+	}
+	b.WriteString(`"/></svg>`)
+	return b.String(), nil
+}
