@@ -98,7 +98,8 @@ func TestRoundTripThroughARealQRDecoder(t *testing.T) {
 		t.Fatal(err)
 	}
 	bmp, _ := gozxing.NewBinaryBitmapFromImage(img)
-	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, nil)
+	hints := map[gozxing.DecodeHintType]any{gozxing.DecodeHintType_TRY_HARDER: true}
+	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, hints)
 	if err != nil {
 		t.Fatalf("gozxing could not read the PNG: %v", err)
 	}

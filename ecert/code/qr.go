@@ -1,7 +1,11 @@
 package code
 
 import (
+	"bytes"
 	"fmt"
+	"image"
+	"image/draw"
+	"image/png"
 	"strings"
 
 	"rsc.io/qr"
@@ -18,7 +22,16 @@ func PNG(text string) ([]byte, error) {
 		return nil, fmt.Errorf("code: QR: %w", err)
 	}
 	c.Scale = 6
-	return c.PNG(), nil
+	// Encode it ourselves as 8-bit grey: the library's own PNG writer
+	// makes an image some decoders (gozxing among them) misread now and then.
+	src := c.Image()
+	g := image.NewGray(src.Bounds())
+	draw.Draw(g, g.Bounds(), src, src.Bounds().Min, draw.Src)
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, g); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
 
 // SVG renders the text as a scalable QR code: one path, dark modules on a
