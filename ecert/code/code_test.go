@@ -185,11 +185,11 @@ func TestRefusals(t *testing.T) {
 func TestPublishedVector(t *testing.T) {
 	var v struct {
 		Root, Platform, Device string // seeds of DeterministicKey
-		PlatformCert          string
-		Time                  string
-		Code                  string
-		CertID                string
-		Counter               uint16
+		PlatformCert           string
+		Time                   string
+		Code                   string
+		CertID                 string
+		Counter                uint16
 	}
 	b, err := os.ReadFile("testdata/vector.json")
 	if err != nil {
