@@ -10,6 +10,7 @@ const (
 	RoleAdmin   Role = "admin"   // bureau administrator: registry, policy, audit
 	RoleCashier Role = "cashier" // institution staff at the counter
 	RoleHIS     Role = "his"     // an institution's HIS system or its operator
+	RoleChannel Role = "channel" // an e-certificate channel (official app, WeChat, Alipay, …)
 )
 
 // ValidRole reports whether r is a known staff role.
@@ -20,9 +21,10 @@ type PrincipalKind string
 
 // Principal kinds.
 const (
-	PrincipalUser   PrincipalKind = "user"    // a person logged in with a password (bearer session)
-	PrincipalAPIKey PrincipalKind = "api_key" // an institution system signing requests with its key
-	PrincipalSystem PrincipalKind = "system"  // the platform itself: seeding, migrations, jobs
+	PrincipalUser    PrincipalKind = "user"    // a person logged in with a password (bearer session)
+	PrincipalAPIKey  PrincipalKind = "api_key" // an institution system signing requests with its key
+	PrincipalSystem  PrincipalKind = "system"  // the platform itself: seeding, migrations, jobs
+	PrincipalChannel PrincipalKind = "channel" // an e-certificate channel signing with its SM2 key
 )
 
 // System returns the platform's own administrator principal, used by

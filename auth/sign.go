@@ -123,6 +123,16 @@ func (s *Service) Verify(ctx context.Context, sr SignedRequest) (*yibao.Principa
 	err = s.db.QueryRow(ctx, `SELECT k.fixmedins_code, k.alg, k.secret_cipher, k.public_key, k.status, i.name, i.contract_status
 		FROM api_keys k JOIN institutions i ON i.fixmedins_code = k.fixmedins_code WHERE k.key_id = ?`, sr.KeyID).
 		Scan(&code, &alg, &secretC, &pub, &status, &display, &contract)
+	channel := false
+	if err == sql.ErrNoRows {
+		// Not an institution key: maybe an e-certificate channel, which
+		// always signs with SM2.
+		err = s.db.QueryRow(ctx, `SELECT name, public_key, status FROM channels WHERE channel_id = ?`, sr.KeyID).Scan(&display, &pub, &status)
+		channel, alg, contract = err == nil, AlgSM2, string(yibao.ContractActive)
+		if err == nil && status == "suspended" {
+			return nil, yibao.Errorf(yibao.CodeForbidden, "channel %s is suspended", sr.KeyID)
+		}
+	}
 	if err == sql.ErrNoRows || (err == nil && status != "active") {
 		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "unknown or revoked key %q", sr.KeyID)
 	}
@@ -167,6 +177,9 @@ func (s *Service) Verify(ctx context.Context, sr SignedRequest) (*yibao.Principa
 	}
 	if err != nil {
 		return nil, err
+	}
+	if channel {
+		return &yibao.Principal{Kind: yibao.PrincipalChannel, Subject: sr.KeyID, Role: yibao.RoleChannel, DisplayName: display}, nil
 	}
 	return &yibao.Principal{Kind: yibao.PrincipalAPIKey, Subject: sr.KeyID, Role: yibao.RoleHIS, Institution: code, DisplayName: display}, nil
 }

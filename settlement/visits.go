@@ -48,6 +48,8 @@ type Visit struct {
 	CrossScope        string     `json:"cross_scope,omitempty"`
 	DiseCodg          string     `json:"dise_codg,omitempty"`
 	SlotID            string     `json:"slot_id,omitempty"`
+	MdtrtCertType     string     `json:"mdtrt_cert_type"`         // 01 e-certificate, 02 ID card, 03 social-security card
+	MdtrtCertNo       string     `json:"mdtrt_cert_no,omitempty"` // the e-certificate id or the masked card number
 	BeginDate         string     `json:"begin_date"`
 	EndDate           string     `json:"end_date,omitempty"`
 	Status            string     `json:"status"`
@@ -96,6 +98,10 @@ type VisitRequest struct {
 	CrossScope        string `json:"cross_scope,omitempty"`
 	TransferFromLevel int    `json:"transfer_from_level,omitempty"`
 	SlotID            string `json:"slot_id,omitempty"`
+	// How the patient identified (NHSA mdtrt_cert_type): set by the API
+	// from an ecToken ("01"); "02" ID card by default, "03" card.
+	MdtrtCertType string `json:"mdtrt_cert_type,omitempty"`
+	MdtrtCertNo   string `json:"mdtrt_cert_no,omitempty"`
 }
 
 var (
@@ -104,13 +110,14 @@ var (
 )
 
 const visitCols = `mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, visit_type, med_type, dept_code, dept_name, level,
-	transfer_from_level, cross_status, cross_scope, dise_codg, slot_id, begin_date, end_date, status, segments, created_by, created_at, updated_at`
+	transfer_from_level, cross_status, cross_scope, dise_codg, slot_id, mdtrt_cert_type, mdtrt_cert_no, begin_date, end_date, status, segments,
+	created_by, created_at, updated_at`
 
 func scanVisit(sc interface{ Scan(...any) error }) (*Visit, error) {
 	var v Visit
 	var c, u int64
 	err := sc.Scan(&v.MdtrtID, &v.PsnNo, &v.FixmedinsCode, &v.Insutype, &v.InsuAdmdvs, &v.Type, &v.MedType, &v.DeptCode, &v.DeptName,
-		&v.Level, &v.TransferFromLevel, &v.CrossStatus, &v.CrossScope, &v.DiseCodg, &v.SlotID, &v.BeginDate, &v.EndDate, &v.Status,
+		&v.Level, &v.TransferFromLevel, &v.CrossStatus, &v.CrossScope, &v.DiseCodg, &v.SlotID, &v.MdtrtCertType, &v.MdtrtCertNo, &v.BeginDate, &v.EndDate, &v.Status,
 		&v.Segments, &v.CreatedBy, &c, &u)
 	if err != nil {
 		return nil, err
@@ -211,8 +218,18 @@ func (s *Service) OpenVisit(ctx context.Context, r VisitRequest) (*Visit, error)
 			r.CrossScope = "out_of_province"
 		}
 	}
+	switch r.MdtrtCertType {
+	case "":
+		r.MdtrtCertType = "02"
+	case "01", "02", "03":
+	default:
+		return nil, yibao.FieldError("mdtrt_cert_type", "want 01 (e-certificate), 02 (ID card) or 03 (social-security card)")
+	}
+	if len(r.MdtrtCertNo) > 40 {
+		return nil, yibao.FieldError("mdtrt_cert_no", "at most 40 characters")
+	}
 	now := s.now()
-	v := &Visit{MdtrtID: newID("MD"), PsnNo: r.PsnNo, FixmedinsCode: r.FixmedinsCode, Insutype: cov.Insutype, InsuAdmdvs: cov.Admdvs,
+	v := &Visit{MdtrtID: newID("MD"), MdtrtCertType: r.MdtrtCertType, MdtrtCertNo: r.MdtrtCertNo, PsnNo: r.PsnNo, FixmedinsCode: r.FixmedinsCode, Insutype: cov.Insutype, InsuAdmdvs: cov.Admdvs,
 		Type: r.Type, MedType: medTypes[r.Type], DeptCode: r.DeptCode, DeptName: r.DeptName, Level: level,
 		TransferFromLevel: r.TransferFromLevel, CrossStatus: r.CrossStatus, CrossScope: r.CrossScope, DiseCodg: r.DiseCodg,
 		SlotID: r.SlotID, BeginDate: r.BeginDate, Status: VisitOpen, CreatedBy: p.ID(), CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
@@ -222,9 +239,9 @@ func (s *Service) OpenVisit(ctx context.Context, r VisitRequest) (*Visit, error)
 				return err
 			}
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO visits (`+visitCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, 0, ?, ?, ?)`,
+		_, err := tx.Exec(ctx, `INSERT INTO visits (`+visitCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, 0, ?, ?, ?)`,
 			v.MdtrtID, v.PsnNo, v.FixmedinsCode, v.Insutype, v.InsuAdmdvs, v.Type, v.MedType, v.DeptCode, v.DeptName, v.Level,
-			v.TransferFromLevel, v.CrossStatus, v.CrossScope, v.DiseCodg, v.SlotID, v.BeginDate, v.Status, v.CreatedBy, micros(now), micros(now))
+			v.TransferFromLevel, v.CrossStatus, v.CrossScope, v.DiseCodg, v.SlotID, v.MdtrtCertType, v.MdtrtCertNo, v.BeginDate, v.Status, v.CreatedBy, micros(now), micros(now))
 		return err
 	})
 	if err != nil {

@@ -34,6 +34,8 @@ CREATE TABLE visits (
     cross_scope     TEXT NOT NULL DEFAULT '',
     dise_codg       TEXT NOT NULL DEFAULT '',
     slot_id         TEXT NOT NULL DEFAULT '',
+    mdtrt_cert_type TEXT NOT NULL DEFAULT '02', -- how the patient identified: 01 e-certificate, 02 ID card, 03 social-security card
+    mdtrt_cert_no   TEXT NOT NULL DEFAULT '',   -- e-certificate id, or the masked card number
     begin_date      TEXT NOT NULL,
     end_date        TEXT NOT NULL DEFAULT '',
     status          TEXT NOT NULL,            -- open | discharged | settled | cancelled

@@ -1,0 +1,167 @@
+package ecert
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"strconv"
+	"time"
+
+	"yibao"
+	"yibao/ecert/code"
+	"yibao/gmcrypto"
+	"yibao/sqlstore"
+)
+
+func parseAdmdvs(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return uint32(n), err
+}
+
+// Resolution is what an institution learns from a scanned code: who (as
+// little as it needs), their coverage today, and an ecToken to use as the
+// credential in later calls (mdtrt_cert_type 01).
+type Resolution struct {
+	EcToken       string           `json:"ec_token"`
+	ExpiresAt     time.Time        `json:"expires_at"`
+	CertID        string           `json:"cert_id"`
+	MdtrtCertType string           `json:"mdtrt_cert_type"` // "01"
+	Person        yibao.Person     `json:"person"`          // masked
+	Coverages     []yibao.Coverage `json:"coverages"`
+	Proxy         bool             `json:"shown_by_proxy,omitempty"` // a guardian's device showed it
+}
+
+// Resolve checks a scanned code for the calling institution: format,
+// platform, device credential, device signature, time window (ecert/code),
+// then that the device is still bound and the code was never used — the
+// first successful use consumes it, a second use anywhere is refused. A
+// code of another province's platform is refused unless the person filed
+// for cross-region care (filings arrive with cross-region support).
+func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error) {
+	p, err := yibao.RequirePrincipal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if p.Institution == "" {
+		return nil, yibao.Errorf(yibao.CodeForbidden, "only a hospital or pharmacy resolves codes")
+	}
+	now := s.now()
+	c, err := s.verify.Verify(text, now)
+	if err != nil {
+		return nil, err
+	}
+	devHash := gmcrypto.SM3(c.Credential.Device.Bytes())
+	var bindingID, certID, status, proxy, psn, instAdmdvs string
+	err = s.db.QueryRow(ctx, `SELECT d.binding_id, d.cert_id, d.status, d.proxy_psn_no, e.psn_no FROM ecert_devices d JOIN ecerts e ON e.cert_id = d.cert_id
+		WHERE d.device_key_hash = ?`, devHash[:]).Scan(&bindingID, &certID, &status, &proxy, &psn)
+	if notFound(err) {
+		return nil, yibao.Errorf(yibao.CodeForbidden, "device_unknown: this device is not bound to any e-certificate")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if status != "active" {
+		return nil, yibao.Errorf(yibao.CodeForbidden, "device_revoked: this device's e-certificate binding was revoked; activate again")
+	}
+	if certID != c.Credential.CertID.String() {
+		return nil, yibao.Errorf(yibao.CodeBadSignature, "device_mismatch: the credential names another e-certificate")
+	}
+	if err := s.db.QueryRow(ctx, `SELECT admdvs FROM institutions WHERE fixmedins_code = ?`, p.Institution).Scan(&instAdmdvs); err != nil {
+		return nil, err
+	}
+	if codeRegion := fmt.Sprintf("%06d", c.Credential.Admdvs); codeRegion[:2] != instAdmdvs[:2] {
+		return nil, yibao.Errorf(yibao.CodePrecondition,
+			"cross_region_not_filed: the e-certificate is of region %s; out-of-province care needs a filing (备案) first", codeRegion)
+	}
+	id := c.ID()
+	tokBytes := make([]byte, 20)
+	rand.Read(tokBytes)
+	token := "EC" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(tokBytes)[:32] // 34 characters
+	th := gmcrypto.SM3([]byte(token))
+	exp := now.Add(s.cfg.TokenTTL)
+	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM ecert_used_codes WHERE used_at < ?`, now.Add(-10*time.Minute).UnixMicro()); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO ecert_used_codes (code_id, cert_id, fixmedins_code, used_at) VALUES (?, ?, ?, ?)`,
+			id[:], certID, p.Institution, now.UnixMicro()); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			th[:], certID, psn, p.Institution, bindingID, exp.UnixMicro(), now.UnixMicro())
+		return err
+	})
+	if sqlstore.IsUniqueViolation(err) {
+		return nil, yibao.Errorf(yibao.CodeReplay, "code_replayed: this code was already used; show a fresh one")
+	}
+	if err != nil {
+		return nil, err
+	}
+	sys := yibao.WithPrincipal(ctx, yibao.System("ecert"))
+	person, err := s.reg.Person(sys, psn, false)
+	if err != nil {
+		return nil, err
+	}
+	covs, err := s.reg.CoveragesOn(ctx, psn, now.In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly))
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "e-certificate resolved", "cert_id", certID, "institution", p.Institution, "binding", bindingID, "proxy", proxy != "")
+	return &Resolution{EcToken: token, ExpiresAt: exp.UTC(), CertID: certID, MdtrtCertType: "01", Person: *person, Coverages: covs, Proxy: proxy != ""}, nil
+}
+
+// TokenPerson returns the person and e-certificate behind an ecToken, for
+// the institution it was issued to. Errors: unauthenticated (unknown or
+// expired token, or another institution's).
+func (s *Service) TokenPerson(ctx context.Context, token string) (psn, certID string, err error) {
+	p, err := yibao.RequirePrincipal(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	th := gmcrypto.SM3([]byte(token))
+	var inst string
+	var exp int64
+	err = s.db.QueryRow(ctx, `SELECT psn_no, cert_id, fixmedins_code, expires_at FROM ec_tokens WHERE token_hash = ?`, th[:]).Scan(&psn, &certID, &inst, &exp)
+	if notFound(err) || (err == nil && (inst != p.Institution || s.now().UnixMicro() > exp)) {
+		return "", "", yibao.Errorf(yibao.CodeUnauthenticated, "ec_token unknown, expired or issued to another institution; scan a fresh code")
+	}
+	return psn, certID, err
+}
+
+// BindToken records the visit an ecToken was used for.
+func (s *Service) BindToken(ctx context.Context, token, mdtrtID string) error {
+	th := gmcrypto.SM3([]byte(token))
+	_, err := s.db.Exec(ctx, `UPDATE ec_tokens SET mdtrt_id = ? WHERE token_hash = ? AND mdtrt_id = ''`, mdtrtID, th[:])
+	return err
+}
+
+// SelfService returns the person behind a channel's own active binding,
+// for the person's information queries, and logs the read.
+func (s *Service) SelfService(ctx context.Context, bindingID, what string) (psn, certID string, err error) {
+	ch, err := requireChannel(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	var status, channel string
+	err = s.db.QueryRow(ctx, `SELECT e.psn_no, d.cert_id, d.status, d.channel_id FROM ecert_devices d JOIN ecerts e ON e.cert_id = d.cert_id
+		WHERE d.binding_id = ?`, bindingID).Scan(&psn, &certID, &status, &channel)
+	if notFound(err) || (err == nil && channel != ch.Subject) {
+		return "", "", yibao.Errorf(yibao.CodeNotFound, "binding %s not found", bindingID)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	if status != "active" {
+		return "", "", yibao.Errorf(yibao.CodeForbidden, "device_revoked: binding %s was revoked", bindingID)
+	}
+	if _, err := s.db.Exec(ctx, `INSERT INTO ecert_reads (id, cert_id, channel_id, binding_id, what, at) VALUES (?, ?, ?, ?, ?, ?)`,
+		newID("rd_", 10), certID, ch.Subject, bindingID, what, s.now().UnixMicro()); err != nil {
+		return "", "", err
+	}
+	return psn, certID, nil
+}
+
+// Verifier exposes the offline verifier with this platform's trusted keys
+// (benchmarks, terminals embedded in the same process).
+func (s *Service) Verifier() *code.Verifier { return s.verify }
