@@ -17,6 +17,7 @@ import (
 
 	"yibao"
 	"yibao/auth"
+	"yibao/ecert"
 	"yibao/gmcrypto"
 	"yibao/httpapi"
 	"yibao/ledger/engine"
@@ -37,7 +38,9 @@ type App struct {
 	Auth     *auth.Service
 	Ledger   *engine.Engine
 	Settle   *settlement.Service
+	Ecert    *ecert.Service
 	API      *httpapi.Server
+	master   []byte
 }
 
 // OpenStore validates cfg, opens and migrates the database and builds the
@@ -73,7 +76,7 @@ func OpenStore(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) 
 		db.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db}
+	a := &App{Config: cfg, Log: log, DB: db, master: master}
 	a.Registry = registry.New(db, keys, gmcrypto.DeriveKey(master, "yibao/pii/blind-index", 32))
 	a.Auth = auth.New(db, keys)
 	if cfg.PasswordIterations > 0 {
@@ -101,8 +104,13 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("chart of accounts: %w", err)
 	}
+	a.Ecert = ecert.New(db, a.Registry, a.master, ecert.OutboxSMS{DB: db}, ecert.Config{StepSeconds: cfg.EcertStepSeconds}, log)
+	if err := a.Ecert.EnsurePlatforms(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("e-certificate platforms: %w", err)
+	}
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
-		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger}, log)
+		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert}, log)
 	return a, nil
 }
 

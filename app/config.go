@@ -35,6 +35,7 @@ type Config struct {
 	PasswordIterations int           `json:"password_iterations"` // PBKDF2-SM3 cost, YIBAO_PASSWORD_ITERATIONS
 	SessionTTL         time.Duration `json:"session_ttl"`         // YIBAO_SESSION_TTL, e.g. 12h
 	AdminPassword      string        `json:"admin_password"`      // first-start admin password, YIBAO_ADMIN_PASSWORD; random if empty
+	EcertStepSeconds   int           `json:"ecert_step_seconds"`  // e-certificate code time step, YIBAO_ECERT_STEP_SECONDS; a code lives its step ±1
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -48,6 +49,7 @@ func Defaults() Config {
 		MaxImportBytes:     64 << 20,
 		PasswordIterations: 0, // gmcrypto's default
 		SessionTTL:         12 * time.Hour,
+		EcertStepSeconds:   20,
 	}
 }
 
@@ -102,6 +104,13 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 			}
 			*f.dst = n
 		}
+	}
+	if v := getenv("YIBAO_ECERT_STEP_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("YIBAO_ECERT_STEP_SECONDS: must be a whole number of seconds")
+		}
+		c.EcertStepSeconds = n
 	}
 	if v := getenv("YIBAO_PASSWORD_ITERATIONS"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -161,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SessionTTL < time.Minute || c.SessionTTL > 30*24*time.Hour {
 		errs = append(errs, "session_ttl: must be between 1m and 720h")
+	}
+	if c.EcertStepSeconds < 5 || c.EcertStepSeconds > 20 {
+		errs = append(errs, "ecert_step_seconds: must be between 5 and 20 (a code lives its step ±1: at most 60 s)")
 	}
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		errs = append(errs, "admin_password: must be at least 8 characters")

@@ -18,7 +18,7 @@ import (
 // SeedReport counts what Seed wrote.
 type SeedReport struct {
 	Regions, Schemes, Institutions, Catalog, Persons, Coverages, Users, APIKeys int
-	Policies, Accounts, Slots, Settlements                                      int
+	Policies, Accounts, Slots, Settlements, Channels                            int
 	Funded                                                                      money.Fen
 	Took                                                                        time.Duration
 }
@@ -83,6 +83,17 @@ func (a *App) Seed(ctx context.Context, d *demo.Dataset) (*SeedReport, error) {
 	if a.Settle != nil {
 		if err := a.seedMoney(ctx, d, r); err != nil {
 			return nil, err
+		}
+	}
+	if a.Ecert != nil {
+		if err := a.Ecert.EnsurePlatforms(ctx); err != nil {
+			return nil, err
+		}
+		for _, ch := range demo.Channels() {
+			if _, err := a.Ecert.CreateChannel(ctx, ch.ID, ch.Name, demo.ChannelKey(ch.ID).Public().Bytes()); err != nil {
+				return nil, fmt.Errorf("seed channel %s: %w", ch.ID, err)
+			}
+			r.Channels++
 		}
 	}
 	r.Took = time.Since(start)

@@ -233,6 +233,14 @@ func (s *Service) ConfirmActivation(ctx context.Context, activationID, otp strin
 	s.mu.RLock()
 	plat := s.plats[region]
 	s.mu.RUnlock()
+	if plat == nil { // a region registered since the platforms were last set up
+		if err := s.EnsurePlatforms(ctx); err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		plat = s.plats[region]
+		s.mu.RUnlock()
+	}
 	if plat == nil {
 		return nil, yibao.Errorf(yibao.CodeUnavailable, "region %s has no e-certificate platform key yet", admdvs)
 	}

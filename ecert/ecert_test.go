@@ -152,10 +152,10 @@ func TestActivateShowResolveOnce(t *testing.T) {
 		t.Fatalf("the institution must see a masked name: %q", res.Person.NameMask)
 	}
 	// Once and only once, anywhere.
-	if _, err := w.svc.Resolve(w.h1, text); !yibao.IsCode(err, yibao.CodeReplay) {
+	if _, err := w.svc.Resolve(w.h1, text); !yibao.IsCode(err, yibao.CodeConflict) {
 		t.Fatalf("second use: %v", err)
 	}
-	if _, err := w.svc.Resolve(w.h2, text); !yibao.IsCode(err, yibao.CodeReplay) {
+	if _, err := w.svc.Resolve(w.h2, text); !yibao.IsCode(err, yibao.CodeConflict) {
 		t.Fatalf("second use elsewhere: %v", err)
 	}
 	// The token works for its institution only.
@@ -193,7 +193,7 @@ func TestReplayRaceIsAcceptedOnce(t *testing.T) {
 				switch {
 				case err == nil:
 					ok++
-				case yibao.IsCode(err, yibao.CodeReplay):
+				case yibao.IsCode(err, yibao.CodeConflict):
 					replay++
 				default:
 					t.Errorf("round %d: %v", round, err)

@@ -93,7 +93,7 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 		return err
 	})
 	if sqlstore.IsUniqueViolation(err) {
-		return nil, yibao.Errorf(yibao.CodeReplay, "code_replayed: this code was already used; show a fresh one")
+		return nil, yibao.Errorf(yibao.CodeConflict, "code_replayed: this code was already used; show a fresh one")
 	}
 	if err != nil {
 		return nil, err

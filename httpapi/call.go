@@ -131,6 +131,15 @@ func (c *call) json(status int, v any) error {
 	return nil
 }
 
+// raw writes a non-JSON body.
+func (c *call) raw(status int, contentType string, b []byte) error {
+	c.status = status
+	c.w.Header().Set("Content-Type", contentType)
+	c.w.WriteHeader(status)
+	c.w.Write(b)
+	return nil
+}
+
 func (c *call) path(name string) string { return c.r.PathValue(name) }
 
 func (c *call) query(name string) string { return c.r.URL.Query().Get(name) }

@@ -53,6 +53,11 @@ func (s *Server) routeTable() []route {
 	}
 }
 
+// allRoutes is every route of the API.
+func (s *Server) allRoutes() []route {
+	return append(append(s.routeTable(), s.settlementRoutes()...), s.ecertRoutes()...)
+}
+
 // --- auth ---
 
 func (s *Server) login(c *call) error {
@@ -440,8 +445,7 @@ func (s *Server) createUser(c *call) error {
 // consistency test and the docs.
 func RouteList() []string {
 	var out []string
-	s := &Server{}
-	for _, rt := range append(s.routeTable(), s.settlementRoutes()...) {
+	for _, rt := range (&Server{}).allRoutes() {
 		out = append(out, rt.method+" "+rt.path)
 	}
 	return out

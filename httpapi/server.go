@@ -19,6 +19,7 @@ import (
 
 	"yibao"
 	"yibao/auth"
+	"yibao/ecert"
 	"yibao/ledger/engine"
 	"yibao/registry"
 	"yibao/settlement"
@@ -39,6 +40,7 @@ type Server struct {
 	registry *registry.Service
 	auth     *auth.Service
 	settle   *settlement.Service
+	ecert    *ecert.Service
 	ledger   *engine.Engine
 	log      *slog.Logger
 	routes   []route
@@ -54,6 +56,7 @@ type Deps struct {
 	Auth       *auth.Service
 	Settlement *settlement.Service
 	Ledger     *engine.Engine
+	Ecert      *ecert.Service
 }
 
 // New builds the server and its route table.
@@ -64,11 +67,11 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
-	s.routes = append(s.routeTable(), s.settlementRoutes()...)
+	s.routes = s.allRoutes()
 	return s
 }
 

@@ -88,13 +88,36 @@ func (s *Server) listVisits(c *call) error {
 }
 
 func (s *Server) openVisit(c *call) error {
-	var in settlement.VisitRequest
+	var in struct {
+		settlement.VisitRequest
+		// EcToken, from resolving the patient's e-certificate code, names
+		// the patient instead of psn_no (mdtrt_cert_type 01).
+		EcToken string `json:"ec_token"`
+	}
 	if err := c.decode(&in); err != nil {
 		return err
 	}
-	v, err := s.settle.OpenVisit(c.r.Context(), in)
+	ctx := c.r.Context()
+	if in.EcToken != "" {
+		if in.PsnNo != "" {
+			return yibao.FieldError("psn_no", "give psn_no or ec_token, not both")
+		}
+		psn, certID, err := s.ecert.TokenPerson(ctx, in.EcToken)
+		if err != nil {
+			return err
+		}
+		in.PsnNo, in.MdtrtCertType, in.MdtrtCertNo = psn, "01", certID
+	} else if in.MdtrtCertType == "01" {
+		return yibao.FieldError("mdtrt_cert_type", "an e-certificate visit is opened with its ec_token")
+	}
+	v, err := s.settle.OpenVisit(ctx, in.VisitRequest)
 	if err != nil {
 		return err
+	}
+	if in.EcToken != "" {
+		if err := s.ecert.BindToken(ctx, in.EcToken, v.MdtrtID); err != nil {
+			return err
+		}
 	}
 	return c.json(http.StatusCreated, v)
 }
