@@ -23,15 +23,17 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: yibao bench ledger|calc [flags]")
+		return errors.New("usage: yibao bench ledger|calc|qr [flags]")
 	}
 	switch args[0] {
 	case "ledger":
 		return benchLedger(ctx, args[1:], stdout, stderr)
 	case "calc":
 		return benchCalc(ctx, args[1:], stdout, stderr)
+	case "qr":
+		return benchQR(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: ledger, calc)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: ledger, calc, qr)", args[0])
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {

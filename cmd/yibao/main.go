@@ -28,7 +28,7 @@ func commands() []command {
 		{"import", "import a CSV file: yibao import catalog|persons FILE", runImport},
 		{"ledger", "ledger tools: yibao ledger check", runLedger},
 		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
-		{"bench", "benchmarks that print numbers: yibao bench ledger|calc", runBench},
+		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr", runBench},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -135,7 +135,8 @@ func TestCommandLine(t *testing.T) {
 		{"calc rejects a bad request", []string{"calc", "--request", badReq}, true, "person.insutype"},
 		{"calc missing file", []string{"calc", "--request", filepath.Join(dir, "nope.json")}, true, "no such file"},
 		{"bench calc", []string{"bench", "calc", "--bills", "2000", "--runs", "1"}, false, "bills/s per core"},
-		{"bench unknown", []string{"bench", "frob"}, true, "have: ledger, calc"},
+		{"bench unknown", []string{"bench", "frob"}, true, "have: ledger, calc, qr"},
+		{"bench qr", []string{"bench", "qr", "--codes", "300", "--devices", "20"}, false, "code verification, one core"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

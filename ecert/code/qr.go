@@ -13,7 +13,7 @@ import (
 
 // The code's text is Prefix + Base45, all in the QR alphanumeric
 // alphabet, so the symbol uses alphanumeric mode (5.5 bits a character):
-// a 226-byte code is 343 characters, a version-12 symbol at level M.
+// a 226-byte code is 343 characters, a version-11 symbol at level M.
 
 // PNG renders the text as a QR code PNG (level M, 4-module quiet zone).
 func PNG(text string) ([]byte, error) {
