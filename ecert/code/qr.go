@@ -21,12 +21,20 @@ func PNG(text string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("code: QR: %w", err)
 	}
-	c.Scale = 6
-	// Encode it ourselves as 8-bit grey: the library's own PNG writer
-	// makes an image some decoders (gozxing among them) misread now and then.
-	src := c.Image()
-	g := image.NewGray(src.Bounds())
-	draw.Draw(g, g.Bounds(), src, src.Bounds().Min, draw.Src)
+	// Draw the modules ourselves (8-bit grey, 6 px a module, 4-module
+	// quiet zone): the library's own image does not honour its scale.
+	const scale, quiet = 6, 4
+	n := (c.Size + 2*quiet) * scale
+	g := image.NewGray(image.Rect(0, 0, n, n))
+	draw.Draw(g, g.Bounds(), image.White, image.Point{}, draw.Src)
+	for y := 0; y < c.Size; y++ {
+		for x := 0; x < c.Size; x++ {
+			if c.Black(x, y) {
+				r := image.Rect((x+quiet)*scale, (y+quiet)*scale, (x+quiet+1)*scale, (y+quiet+1)*scale)
+				draw.Draw(g, r, image.Black, image.Point{}, draw.Src)
+			}
+		}
+	}
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, g); err != nil {
 		return nil, err
