@@ -23,7 +23,8 @@ var layer = map[string]int{
 	"ledger":           20,
 	"gmcrypto":         30,
 	"sqlstore":         30,
-	"demo":             30,
+	"demo":             35, // demo data; derives its demo keys with gmcrypto
+	"web":              30,
 	"sqlstore/sqltest": 40,
 	"ledger/engine":    40,
 	"ecert/code":       40,

@@ -9,11 +9,11 @@ type Channel struct {
 	ID, Name string
 }
 
-// Channels are the demo's e-certificate channels: the built-in official
-// app (/app) and simulators of the WeChat and Alipay mini-programs.
+// Channels are the demo's e-certificate channel simulators (WeChat and
+// Alipay mini-programs); the built-in official app (/app) is registered by
+// the platform itself.
 func Channels() []Channel {
 	return []Channel{
-		{ID: "ch_official", Name: "国家医保服务平台（内置 /app）"},
 		{ID: "ch_wechat", Name: "微信（模拟器）"},
 		{ID: "ch_alipay", Name: "支付宝（模拟器）"},
 	}

@@ -125,6 +125,13 @@ func (s *Service) EnsurePlatforms(ctx context.Context) error {
 		regions = append(regions, a)
 	}
 	rows.Close()
+	// The built-in official-app channel (/app) is the platform itself.
+	if _, err := s.db.Exec(ctx, `INSERT INTO channels (channel_id, name, public_key, status, created_at) SELECT ?, ?, ?, 'active', ?
+		WHERE NOT EXISTS (SELECT 1 FROM channels WHERE channel_id = ?)`, OfficialChannel, "国家医保服务平台（内置 /app）",
+		gmcrypto.DeterministicKey(gmcrypto.DeriveKey(s.master, "yibao/ecert/channel/official", 32)).Public().Bytes(),
+		s.now().UnixMicro(), OfficialChannel); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range regions {

@@ -221,3 +221,5 @@ func (s *Server) devSMS(c *call) error {
 	}
 	return c.json(http.StatusOK, map[string]any{"items": list, "simulator": true})
 }
+
+func hexBytes(s string) ([]byte, error) { return hex.DecodeString(s) }

@@ -1,0 +1,124 @@
+package httpapi
+
+import (
+	"io/fs"
+	"net/http"
+	"time"
+
+	"yibao"
+	"yibao/ecert"
+	"yibao/ecert/code"
+	"yibao/web"
+)
+
+// The /app page is the official-app channel's patient page. Its API lives
+// under /app/api/ and is private to the page: the platform acts as the
+// channel, and a patient session cookie stands for the activated device.
+const appCookie = "yb_app"
+
+func (s *Server) appRoutes() []route {
+	return []route{
+		{method: "POST", path: "/app/api/activate", access: public, h: s.appActivate},
+		{method: "POST", path: "/app/api/confirm", access: public, h: s.appConfirm},
+		{method: "GET", path: "/app/api/summary", access: public, h: s.appSummary},
+		{method: "POST", path: "/app/api/render", access: public, h: s.appRender},
+	}
+}
+
+func (s *Server) mountApp(mux *http.ServeMux) {
+	if s.ecert == nil {
+		return
+	}
+	for _, rt := range s.appRoutes() {
+		mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	sub, _ := fs.Sub(web.App, "app")
+	files := http.StripPrefix("/app/", http.FileServerFS(sub))
+	mux.Handle("GET /app/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		files.ServeHTTP(w, r)
+	}))
+	mux.Handle("GET /app", http.RedirectHandler("/app/", http.StatusMovedPermanently))
+}
+
+func (s *Server) asOfficialChannel(c *call) *call {
+	c.r = c.r.WithContext(yibao.WithPrincipal(c.r.Context(), ecert.OfficialChannelPrincipal()))
+	return c
+}
+
+func (s *Server) appActivate(c *call) error {
+	var in ecert.ActivationRequest
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	c = s.asOfficialChannel(c)
+	a, err := s.ecert.StartActivation(c.r.Context(), in)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusCreated, a)
+}
+
+func (s *Server) appConfirm(c *call) error {
+	var in struct {
+		ActivationID string `json:"activation_id"`
+		OTP          string `json:"otp"`
+		DeviceKey    string `json:"device_public_key"`
+	}
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	pub, err := hexBytes(in.DeviceKey)
+	if err != nil {
+		return yibao.FieldError("device_public_key", "want hex")
+	}
+	c = s.asOfficialChannel(c)
+	b, err := s.ecert.ConfirmActivation(c.r.Context(), in.ActivationID, in.OTP, pub)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(c.w, &http.Cookie{Name: appCookie, Value: s.ecert.IssueAppSession(b.BindingID), Path: "/app/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.r.TLS != nil, Expires: time.Now().Add(30 * 24 * time.Hour)})
+	return c.json(http.StatusCreated, b)
+}
+
+func (s *Server) appBinding(c *call) (string, error) {
+	ck, err := c.r.Cookie(appCookie)
+	if err != nil {
+		return "", yibao.Errorf(yibao.CodeUnauthenticated, "activate the e-certificate on this device first")
+	}
+	return s.ecert.AppSession(ck.Value)
+}
+
+func (s *Server) appSummary(c *call) error {
+	id, err := s.appBinding(c)
+	if err != nil {
+		return err
+	}
+	c = s.asOfficialChannel(c)
+	c.r.SetPathValue("binding_id", id)
+	return s.ecertSummary(c)
+}
+
+func (s *Server) appRender(c *call) error {
+	if _, err := s.appBinding(c); err != nil {
+		return err
+	}
+	var in struct {
+		Code   string `json:"code"`
+		Format string `json:"format"`
+	}
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	if _, err := code.Parse(in.Code); err != nil {
+		return err
+	}
+	svg, err := code.SVG(in.Code)
+	if err != nil {
+		return err
+	}
+	return c.raw(http.StatusOK, "image/svg+xml", []byte(svg))
+}

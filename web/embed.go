@@ -1,0 +1,11 @@
+// Package web holds the platform's web pages as embedded files: /app, the
+// patient page of the built-in official-app e-certificate channel.
+package web
+
+import "embed"
+
+// App is the /app page: HTML, CSS, the page script, the code generator
+// (ybcode.js) and the vendored SM2 library (sm-crypto 0.5.8, MIT).
+//
+//go:embed app
+var App embed.FS

@@ -1,0 +1,91 @@
+// Browser test of /app, the official-app channel's patient page, in real
+// headless Chromium: activate with the one-time code from the demo's SMS
+// outbox, show the dynamic code (made and signed in the browser), and have
+// a hospital cashier resolve it — once, and only once.
+import { chromium } from "playwright-core";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtempSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import assert from "node:assert/strict";
+
+const root = new URL("../..", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "yibao-app-"));
+// Build the binary and run it directly, so that stopping it stops the server.
+const bin = join(dir, "yibao");
+execFileSync("go", ["build", "-o", bin, "./cmd/yibao"], { cwd: root, stdio: "inherit" });
+const args = ["demo", "--addr", "127.0.0.1:0", "--data-dir", join(dir, "demo"), "--log-level", "warn"];
+if (process.env.YIBAO_TEST_PG) args.push("--db", process.env.YIBAO_TEST_PG);
+const server = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
+const base = await new Promise((resolve, reject) => {
+  let out = "";
+  const t = setTimeout(() => reject(new Error("demo did not start in 120 s:\n" + out)), 120000);
+  server.stdout.on("data", (d) => {
+    out += d;
+    const m = out.match(/running on (http:\/\/[0-9.:]+)/);
+    if (m) { clearTimeout(t); resolve(m[1]); }
+  });
+  server.on("exit", (c) => reject(new Error("demo exited " + c + "\n" + out)));
+});
+let seq = 0;
+async function api(method, path, token, body) {
+  const headers = { "Content-Type": "application/json" };
+  if (token) headers.Authorization = "Bearer " + token;
+  if (method !== "GET") headers["Idempotency-Key"] = "browser-test-" + Date.now() + "-" + seq++;
+  const r = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  return { status: r.status, body: await r.json().catch(() => ({})) };
+}
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"] });
+let failed = false;
+try {
+  const admin = (await api("POST", "/api/v1/auth/login", null, { username: "admin", password: "admin123" })).body.token;
+  const cashier = (await api("POST", "/api/v1/auth/login", null, { username: "cashier.h37010000001", password: "cashier123" })).body.token;
+  const list = (await api("GET", "/api/v1/persons?category=active&limit=1", admin)).body.items;
+  const person = (await api("GET", "/api/v1/persons/" + list[0].psn_no + "?reveal=true", admin)).body;
+
+  const page = await browser.newPage({ viewport: { width: 420, height: 900 } });
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(base + "/app/");
+  await page.fill("input[name=id_number]", person.id_number);
+  await page.fill("input[name=name]", person.name);
+  await page.click("#f-start button");
+  await page.waitForSelector("#f-confirm:not([hidden])");
+  assert.match(await page.textContent("#sent"), /\*\*\*\*/);
+  const sms = (await api("GET", "/api/v1/ecert/dev/sms?limit=1", admin)).body.items[0].text;
+  const otp = sms.match(/验证码 ([0-9]{6})/)[1];
+  await page.fill("input[name=otp]", otp);
+  await page.click("#f-confirm button");
+  await page.waitForSelector("#qr svg");
+  const code = await page.getAttribute("#qr", "data-code");
+  assert.match(code, /^YB1:[0-9A-Z $%*+\-./:]{339}$/);
+  // The device key stayed in the browser: the page sent only the public half.
+  const stored = JSON.parse(await page.evaluate(() => localStorage.getItem("yibao.ecert.device")));
+  assert.equal(stored.privateKey.length, 64);
+  await page.waitForSelector("#limits .limit");
+  mkdirSync(join(root, "web", "test-results"), { recursive: true });
+  await page.screenshot({ path: join(root, "web", "test-results", "app.png"), fullPage: true });
+
+  const first = await api("POST", "/api/v1/ecert/resolve", cashier, { code });
+  assert.equal(first.status, 200, JSON.stringify(first.body));
+  assert.equal(first.body.person.psn_no, person.psn_no);
+  assert.ok(first.body.ec_token.length <= 40);
+  const again = await api("POST", "/api/v1/ecert/resolve", cashier, { code });
+  assert.equal(again.status, 409);
+  assert.match(again.body.message, /^code_replayed/);
+  // A new code from the page works again.
+  await page.click("#refresh");
+  await page.waitForFunction((old) => document.getElementById("qr").dataset.code !== old, code);
+  const next = await page.getAttribute("#qr", "data-code");
+  assert.equal((await api("POST", "/api/v1/ecert/resolve", cashier, { code: next })).status, 200);
+  assert.deepEqual(errors, []);
+  console.log("ok  /app: activated in Chromium, code resolved once, replay refused, refresh works");
+} catch (e) {
+  failed = true;
+  console.error("FAIL /app:", e);
+} finally {
+  await browser.close();
+  server.kill("SIGINT");
+}
+process.exit(failed ? 1 : 0);
