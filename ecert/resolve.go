@@ -84,8 +84,8 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 		if _, err := tx.Exec(ctx, `DELETE FROM ecert_used_codes WHERE used_at < ?`, now.Add(-10*time.Minute).UnixMicro()); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO ecert_used_codes (code_id, cert_id, fixmedins_code, used_at) VALUES (?, ?, ?, ?)`,
-			id[:], certID, p.Institution, now.UnixMicro()); err != nil {
+		if _, err := tx.Exec(ctx, `INSERT INTO ecert_used_codes (code_id, cert_id, fixmedins_code, binding_id, proxy_psn_no, used_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			id[:], certID, p.Institution, bindingID, proxy, now.UnixMicro()); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,

@@ -50,6 +50,8 @@ CREATE TABLE ecert_used_codes (
     code_id         BYTEA PRIMARY KEY,       -- SM3 of the code's bytes
     cert_id         TEXT NOT NULL,
     fixmedins_code  TEXT NOT NULL,
+    binding_id      TEXT NOT NULL,
+    proxy_psn_no    TEXT NOT NULL DEFAULT '', -- the guardian whose device showed it: a use is attributed to both
     used_at         BIGINT NOT NULL
 );
 CREATE INDEX ecert_used_codes_age ON ecert_used_codes(used_at);
