@@ -29,6 +29,8 @@ var layer = map[string]int{
 	"ledger/engine":    40,
 	"ecert/code":       40,
 	"ecert":            60,
+	"nhsa":             65,
+	"nhsa/client":      55,
 	"registry":         50,
 	"auth":             50,
 	"settlement":       60,

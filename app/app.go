@@ -21,6 +21,7 @@ import (
 	"yibao/gmcrypto"
 	"yibao/httpapi"
 	"yibao/ledger/engine"
+	"yibao/nhsa"
 	"yibao/registry"
 	"yibao/settlement"
 	"yibao/sqlstore"
@@ -110,7 +111,8 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return nil, fmt.Errorf("e-certificate platforms: %w", err)
 	}
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
-		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert}, log)
+		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
+			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log)}, log)
 	return a, nil
 }
 

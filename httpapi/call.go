@@ -311,6 +311,10 @@ func (s *Server) authenticate(r *http.Request, body []byte) (*yibao.Principal, e
 	if auth.IsSigned(r) {
 		return s.auth.Verify(r.Context(), auth.FromRequest(r, body))
 	}
+	if r.Header.Get(auth.HeaderTIFPaasid) != "" {
+		return s.auth.VerifyTIF(r.Context(), r.Header.Get(auth.HeaderTIFPaasid), r.Header.Get(auth.HeaderTIFTimestamp),
+			r.Header.Get(auth.HeaderTIFNonce), r.Header.Get(auth.HeaderTIFSignature))
+	}
 	if t := bearer(r); t != "" {
 		return s.auth.Authenticate(r.Context(), t)
 	}

@@ -21,6 +21,7 @@ import (
 	"yibao/auth"
 	"yibao/ecert"
 	"yibao/ledger/engine"
+	"yibao/nhsa"
 	"yibao/registry"
 	"yibao/settlement"
 	"yibao/sqlstore"
@@ -41,6 +42,7 @@ type Server struct {
 	auth     *auth.Service
 	settle   *settlement.Service
 	ecert    *ecert.Service
+	nhsa     *nhsa.Service
 	ledger   *engine.Engine
 	log      *slog.Logger
 	routes   []route
@@ -57,6 +59,7 @@ type Deps struct {
 	Settlement *settlement.Service
 	Ledger     *engine.Engine
 	Ecert      *ecert.Service
+	NHSA       *nhsa.Service
 }
 
 // New builds the server and its route table.
@@ -67,7 +70,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
@@ -89,6 +92,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi)
 	s.mountApp(mux)
+	if s.nhsa != nil {
+		for _, rt := range s.nhsaRoutes() {
+			mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+		}
+	}
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, yibao.Errorf(yibao.CodeNotFound, "no route %s %s", r.Method, r.URL.Path))
 	})

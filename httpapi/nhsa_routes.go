@@ -1,0 +1,37 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"yibao"
+)
+
+// The national interface lives at the path HIS systems already call. Its
+// answers are always the NHSA envelope with HTTP 200 — infcode -1 carries
+// every refusal, authentication included — because that is what HIS
+// client code checks.
+func (s *Server) nhsaRoutes() []route {
+	return []route{
+		{method: "POST", path: "/fsi/api/rsfComIfsService/callService", access: public, maxBody: 1 << 20, h: s.nhsaCall},
+		{method: "POST", path: "/fsi/api/rsfComIfsService/callService/{infno}", access: public, maxBody: 1 << 20, h: s.nhsaCall},
+	}
+}
+
+func (s *Server) nhsaCall(c *call) error {
+	ctx := c.r.Context()
+	p, authErr := s.authenticate(c.r, c.body)
+	if authErr == nil {
+		ctx = yibao.WithPrincipal(ctx, p)
+	}
+	resp := s.nhsa.Handle(ctx, c.body, c.path("infno"))
+	if authErr != nil && resp.Infcode != 0 {
+		resp.ErrMsg = "认证失败 (" + string(yibao.ErrorCode(authErr)) + "): " + yibao.ErrorMessage(authErr)
+	}
+	c.status = http.StatusOK
+	c.w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	c.w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(c.w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(resp)
+}
