@@ -27,6 +27,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"import", "import a CSV file: yibao import catalog|persons FILE", runImport},
 		{"ledger", "ledger tools: yibao ledger check", runLedger},
+		{"his", "national-interface smoke test against a running platform: yibao his demo", runHIS},
 		{"ecert", "e-certificate simulators for the demo: yibao ecert activate|code|resolve", runEcert},
 		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
 		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr", runBench},

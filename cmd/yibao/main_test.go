@@ -106,6 +106,18 @@ func TestDemoAnswersWithinTenSeconds(t *testing.T) {
 	if len(page.Items) < 200 {
 		t.Fatalf("catalog has %d items, want ≥ 200", len(page.Items))
 	}
+
+	// The hospital integrator's smoke test passes against the demo, with
+	// both authentication modes.
+	for _, mode := range [][]string{{}, {"--tif"}} {
+		var hisOut syncBuffer
+		if err := run(context.Background(), append([]string{"his", "demo", "--url", base}, mode...), &hisOut, &hisOut); err != nil {
+			t.Fatalf("yibao his demo %v: %v\n%s", mode, err, hisOut.String())
+		}
+		if !strings.Contains(hisOut.String(), "every transaction succeeded") {
+			t.Fatalf("his demo:\n%s", hisOut.String())
+		}
+	}
 }
 
 func TestCommandLine(t *testing.T) {
@@ -135,6 +147,7 @@ func TestCommandLine(t *testing.T) {
 		{"calc rejects a bad request", []string{"calc", "--request", badReq}, true, "person.insutype"},
 		{"calc missing file", []string{"calc", "--request", filepath.Join(dir, "nope.json")}, true, "no such file"},
 		{"bench calc", []string{"bench", "calc", "--bills", "2000", "--runs", "1"}, false, "bills/s per core"},
+		{"his usage", []string{"his"}, true, "usage: yibao his demo"},
 		{"bench unknown", []string{"bench", "frob"}, true, "have: ledger, calc, qr"},
 		{"bench qr", []string{"bench", "qr", "--codes", "300", "--devices", "20"}, false, "code verification, one core"},
 	}
