@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"yibao"
+	"yibao/nhsa"
 )
 
 // The national interface lives at the path HIS systems already call. Its
@@ -27,6 +28,10 @@ func (s *Server) nhsaCall(c *call) error {
 	resp := s.nhsa.Handle(ctx, c.body, c.path("infno"))
 	if authErr != nil && resp.Infcode != 0 {
 		resp.ErrMsg = "认证失败 (" + string(yibao.ErrorCode(authErr)) + "): " + yibao.ErrorMessage(authErr)
+	}
+	if f, ok := resp.Output.(*nhsa.File); ok && resp.Infcode == 0 {
+		c.w.Header().Set("Content-Disposition", `attachment; filename="`+f.Name+`"`)
+		return c.raw(http.StatusOK, "application/octet-stream", f.Content)
 	}
 	c.status = http.StatusOK
 	c.w.Header().Set("Content-Type", "application/json; charset=utf-8")

@@ -136,6 +136,11 @@ func (s *Service) Handle(ctx context.Context, body []byte, pathInfno string) *Re
 		return finish(nil, err)
 	}
 	resp = finish(out, nil)
+	if _, ok := out.(*File); ok {
+		// A download changes nothing: nothing to remember.
+		s.db.Exec(ctx, `DELETE FROM nhsa_messages WHERE msgid = ?`, r.Msgid)
+		return resp
+	}
 	js, _ := json.Marshal(resp)
 	if _, err := s.db.Exec(ctx, `UPDATE nhsa_messages SET response = ?, ref_id = ? WHERE msgid = ?`, string(js), ref, r.Msgid); err != nil {
 		s.log.ErrorContext(ctx, "nhsa: storing the answer", "msgid", r.Msgid, "err", err)

@@ -438,3 +438,15 @@ func (s *Service) updateVisitTx(ctx context.Context, id string, change func(*sql
 	})
 	return out, err
 }
+
+// CancelDischarge takes back a discharge (出院撤销) that has no final
+// settlement yet: the stay is open again.
+func (s *Service) CancelDischarge(ctx context.Context, id string) (*Visit, error) {
+	return s.updateVisit(ctx, id, func(v *Visit) error {
+		if v.Type != policy.Inpatient || v.Status != VisitDischarged {
+			return yibao.Errorf(yibao.CodePrecondition, "visit %s is %s: only a discharged, unsettled stay can be reopened", v.MdtrtID, v.Status)
+		}
+		v.EndDate, v.Status = "", VisitOpen
+		return nil
+	})
+}

@@ -181,3 +181,44 @@ func (c *Client) SignIn(ctx context.Context, ip string) error {
 	c.SignNo = o.Signinoutb.SignNo
 	return nil
 }
+
+// Download runs 9102 and returns the file's bytes (errors come back as an
+// envelope).
+func (c *Client) Download(ctx context.Context, fileNo, filename string) ([]byte, error) {
+	env := map[string]any{
+		"infno": "9102", "msgid": c.NewMsgid(), "mdtrtarea_admvs": c.Admvs, "recer_sys_code": "YBXT", "infver": "V1.0", "opter_type": "1",
+		"opter": c.Opter, "opter_name": c.OpterName, "inf_time": c.now().In(cst).Format("2006-01-02 15:04:05"), "fixmedins_code": c.FixmedinsCode,
+		"fixmedins_name": c.FixmedinsName, "sign_no": c.SignNo,
+		"input": map[string]any{"fsDownloadIn": map[string]string{"file_qury_no": fileNo, "filename": filename, "fixmedins_code": c.FixmedinsCode}},
+	}
+	body, _ := json.Marshal(env)
+	req, err := http.NewRequestWithContext(ctx, "POST", c.BaseURL+"/fsi/api/rsfComIfsService/callService", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if c.Signer != nil {
+		if err := c.Signer.Sign(req, body); err != nil {
+			return nil, err
+		}
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if res.Header.Get("Content-Type") != "application/octet-stream" {
+		var out Response
+		json.Unmarshal(b, &out)
+		return nil, &Error{Infno: "9102", ErrMsg: out.ErrMsg}
+	}
+	return b, nil
+}

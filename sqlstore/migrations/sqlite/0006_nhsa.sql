@@ -26,3 +26,14 @@ CREATE TABLE nhsa_visit_refs (
     ipt_otp_no      TEXT NOT NULL,            -- the HIS's own outpatient/inpatient number
     info            TEXT NOT NULL DEFAULT '{}'-- last 2203/2401/2402 payload (diagnoses etc.)
 );
+
+-- Files exchanged through 9101 (upload) and 9102 (download), e.g. the
+-- detail reconciliation of 3202 and its result.
+CREATE TABLE nhsa_files (
+    file_qury_no    TEXT PRIMARY KEY,
+    fixmedins_code  TEXT NOT NULL,
+    filename        TEXT NOT NULL,
+    content         BLOB NOT NULL,
+    created_at      BIGINT NOT NULL,
+    expires_at      BIGINT NOT NULL
+);
