@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -85,77 +86,168 @@ func runHIS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if _, err := step("1101", "person info (ID card)", map[string]any{"data": map[string]string{"mdtrt_cert_type": "02", "mdtrt_cert_no": idNo}}); err != nil {
 		return err
 	}
+	reg := func(ipt string) (string, error) {
+		m, err := step("2201", "registration", map[string]any{"data": map[string]string{"psn_no": psn, "insutype": "310", "begntime": now(),
+			"mdtrt_cert_type": "02", "mdtrt_cert_no": idNo, "ipt_otp_no": ipt, "atddr_no": "D01", "dr_name": "王医生",
+			"dept_code": "NK", "dept_name": "内科", "caty": "A03"}})
+		if err != nil {
+			return "", err
+		}
+		return m["data"].(map[string]any)["mdtrt_id"].(string), nil
+	}
+	line := func(md, sn, infno string, price float64) map[string]any {
+		l := map[string]any{"feedetl_sn": sn, "mdtrt_id": md, "psn_no": psn, "chrg_bchno": sn, "fee_ocur_time": now(), "med_list_codg": drug,
+			"medins_list_codg": "H-1", "det_item_fee_sumamt": price * 2, "cnt": 2, "pric": price, "bilg_dept_codg": "NK", "bilg_dept_name": "内科",
+			"bilg_dr_codg": "D01", "bilg_dr_name": "王医生", "hosp_appr_flag": "1", "rx_circ_flag": "0"}
+		if infno == "2301" {
+			l["med_type"] = "21"
+		}
+		return l
+	}
+	settleData := func(md, medType string, total float64, mid string) map[string]any {
+		d := map[string]any{"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": idNo, "med_type": medType, "medfee_sumamt": total,
+			"psn_setlway": "01", "mdtrt_id": md, "chrg_bchno": "1", "insutype": "310", "acct_used_flag": "1"}
+		if mid != "" {
+			d["mid_setl_flag"] = mid
+		}
+		return map[string]any{"data": d}
+	}
+	setlID := func(m map[string]any) string { return m["setlinfo"].(map[string]any)["setl_id"].(string) }
+	tag := fmt.Sprint(time.Now().Unix())
+
 	fmt.Fprintln(stdout, "outpatient:")
-	reg, err := step("2201", "registration", map[string]any{"data": map[string]string{"psn_no": psn, "insutype": "310", "begntime": now(),
-		"mdtrt_cert_type": "02", "mdtrt_cert_no": idNo, "ipt_otp_no": fmt.Sprintf("MZ%d", time.Now().Unix()), "atddr_no": "D01", "dr_name": "王医生",
-		"dept_code": "NK", "dept_name": "内科", "caty": "A03"}})
+	md, err := reg("MZ" + tag)
 	if err != nil {
 		return err
 	}
-	md := reg["data"].(map[string]any)["mdtrt_id"].(string)
-	steps := []struct {
+	for _, s := range []struct {
 		infno, what string
 		input       any
 	}{
 		{"2203", "visit info", map[string]any{"mdtrtinfo": map[string]string{"mdtrt_id": md, "psn_no": psn, "med_type": "11", "begntime": now()}, "diseinfo": []any{}}},
-		{"2204", "fee detail upload", map[string]any{"feedetail": []map[string]any{{"feedetl_sn": "1", "mdtrt_id": md, "psn_no": psn, "chrg_bchno": "1",
-			"fee_ocur_time": now(), "med_list_codg": drug, "medins_list_codg": "H-1", "det_item_fee_sumamt": 468, "cnt": 2, "pric": 234,
-			"bilg_dept_codg": "NK", "bilg_dept_name": "内科", "bilg_dr_codg": "D01", "bilg_dr_name": "王医生", "hosp_appr_flag": "1", "rx_circ_flag": "0"}}}},
-		{"2206", "pre-settlement", map[string]any{"data": map[string]any{"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": idNo, "med_type": "11",
-			"medfee_sumamt": 468, "psn_setlway": "01", "mdtrt_id": md, "chrg_bchno": "1", "insutype": "310", "acct_used_flag": "1"}}},
-	}
-	for _, s := range steps {
+		{"2204", "fee detail upload", map[string]any{"feedetail": []map[string]any{line(md, "1", "2204", 234), line(md, "2", "2204", 10)}}},
+		{"2205", "fee detail cancel", map[string]any{"data": map[string]string{"mdtrt_id": md, "chrg_bchno": "2", "psn_no": psn}}},
+		{"5204", "fee detail query", map[string]any{"data": map[string]string{"mdtrt_id": md, "psn_no": psn}}},
+		{"2206", "pre-settlement", settleData(md, "11", 468, "")},
+	} {
 		if _, err := step(s.infno, s.what, s.input); err != nil {
 			return err
 		}
 	}
-	setl, err := step("2207", "settlement", map[string]any{"data": map[string]any{"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": idNo,
-		"med_type": "11", "medfee_sumamt": 468, "psn_setlway": "01", "mdtrt_id": md, "chrg_bchno": "1", "insutype": "310", "acct_used_flag": "1"}})
+	first, err := step("2207", "settlement", settleData(md, "11", 468, ""))
 	if err != nil {
 		return err
 	}
-	setlID := setl["setlinfo"].(map[string]any)["setl_id"].(string)
+	queries := []struct {
+		infno, what string
+		input       any
+	}{
+		{"5203", "settlement query", map[string]any{"data": map[string]string{"psn_no": psn, "setl_id": setlID(first)}}},
+		{"5201", "visit query", map[string]any{"data": map[string]string{"psn_no": psn, "mdtrt_id": md}}},
+		{"5206", "accumulators query", map[string]any{"data": map[string]string{"psn_no": psn}}},
+		{"2208", "settlement cancel", map[string]any{"data": map[string]string{"setl_id": setlID(first), "mdtrt_id": md, "psn_no": psn}}},
+	}
+	for _, s := range queries {
+		if _, err := step(s.infno, s.what, s.input); err != nil {
+			return err
+		}
+	}
+	again, err := step("2207", "settlement (again)", settleData(md, "11", 468, ""))
+	if err != nil {
+		return err
+	}
 	settleMsg := c.LastMsg
-	if _, err := step("5203", "settlement query", map[string]any{"data": map[string]string{"psn_no": psn, "setl_id": setlID}}); err != nil {
+	if _, err := step("2601", "reversal of that 2207", map[string]any{"data": map[string]string{"psn_no": psn, "omsgid": settleMsg, "oinfno": "2207"}}); err != nil {
 		return err
 	}
-	if _, err := step("5206", "accumulators query", map[string]any{"data": map[string]string{"psn_no": psn}}); err != nil {
+	final, err := step("2207", "settlement (final)", settleData(md, "11", 468, ""))
+	if err != nil {
 		return err
 	}
-	if _, err := step("2601", "reversal of the 2207", map[string]any{"data": map[string]string{"psn_no": psn, "omsgid": settleMsg, "oinfno": "2207"}}); err != nil {
+	_ = again
+	md2, err := reg("MZX" + tag)
+	if err != nil {
 		return err
 	}
+	if _, err := step("2202", "registration cancel", map[string]any{"data": map[string]string{"psn_no": psn, "mdtrt_id": md2, "ipt_otp_no": "MZX" + tag}}); err != nil {
+		return err
+	}
+
 	fmt.Fprintln(stdout, "inpatient:")
-	adm, err := step("2401", "admission", map[string]any{"mdtrtinfo": map[string]string{"psn_no": psn, "insutype": "310", "begntime": now(),
-		"mdtrt_cert_type": "02", "mdtrt_cert_no": idNo, "med_type": "21", "ipt_no": fmt.Sprintf("ZY%d", time.Now().Unix()), "atddr_no": "D02",
-		"chfpdr_name": "李医生", "adm_diag_dscr": "肺炎", "adm_dept_codg": "HXK", "adm_dept_name": "呼吸科", "adm_bed": "12",
-		"dscg_maindiag_code": "J18.900", "dscg_maindiag_name": "肺炎"}, "diseinfo": []any{}})
+	admit := func(ipt string) (string, error) {
+		m, err := step("2401", "admission", map[string]any{"mdtrtinfo": map[string]string{"psn_no": psn, "insutype": "310", "begntime": now(),
+			"mdtrt_cert_type": "02", "mdtrt_cert_no": idNo, "med_type": "21", "ipt_no": ipt, "atddr_no": "D02", "chfpdr_name": "李医生",
+			"adm_diag_dscr": "肺炎", "adm_dept_codg": "HXK", "adm_dept_name": "呼吸科", "adm_bed": "12", "dscg_maindiag_code": "J18.900",
+			"dscg_maindiag_name": "肺炎"}, "diseinfo": []any{}})
+		if err != nil {
+			return "", err
+		}
+		return m["result"].(map[string]any)["mdtrt_id"].(string), nil
+	}
+	imd, err := admit("ZY" + tag)
 	if err != nil {
 		return err
 	}
-	imd := adm["result"].(map[string]any)["mdtrt_id"].(string)
-	if _, err := step("2301", "fee detail upload", map[string]any{"feedetail": []map[string]any{{"feedetl_sn": "1", "mdtrt_id": imd, "psn_no": psn,
-		"med_type": "21", "fee_ocur_time": now(), "med_list_codg": drug, "medins_list_codg": "H-1", "det_item_fee_sumamt": 6400, "cnt": 16, "pric": 400,
-		"bilg_dept_codg": "HXK", "bilg_dept_name": "呼吸科", "bilg_dr_codg": "D02", "bilg_dr_name": "李医生"}}}); err != nil {
-		return err
+	dscg := map[string]any{"dscginfo": map[string]string{"mdtrt_id": imd, "psn_no": psn, "insutype": "310", "endtime": now(),
+		"dscg_dept_codg": "HXK", "dscg_dept_name": "呼吸科", "dscg_way": "1"}, "diseinfo": []any{}}
+	inSteps := []struct {
+		infno, what string
+		input       any
+	}{
+		{"2403", "admission change", map[string]any{"adminfo": map[string]string{"mdtrt_id": imd, "psn_no": psn, "adm_dept_codg": "XNK", "adm_dept_name": "心内科"}}},
+		{"2301", "fee detail upload", map[string]any{"feedetail": []map[string]any{line(imd, "1", "2301", 3200), line(imd, "2", "2301", 50)}}},
+		{"2302", "fee detail cancel", map[string]any{"data": map[string]string{"feedetl_sn": "2", "mdtrt_id": imd, "psn_no": psn}}},
+		{"2303", "mid-stay pre-settlement", settleData(imd, "21", 6400, "1")},
+		{"2402", "discharge", dscg},
+		{"2405", "discharge cancel", map[string]any{"data": map[string]string{"mdtrt_id": imd, "psn_no": psn}}},
+		{"2402", "discharge (again)", dscg},
+		{"2303", "pre-settlement", settleData(imd, "21", 6400, "0")},
 	}
-	in := map[string]any{"psn_no": psn, "mdtrt_cert_type": "02", "mdtrt_cert_no": idNo, "medfee_sumamt": 6400, "psn_setlway": "01",
-		"mdtrt_id": imd, "insutype": "310", "acct_used_flag": "1", "mid_setl_flag": "0"}
-	if _, err := step("2402", "discharge", map[string]any{"dscginfo": map[string]string{"mdtrt_id": imd, "psn_no": psn, "insutype": "310",
-		"endtime": now(), "dscg_dept_codg": "HXK", "dscg_dept_name": "呼吸科", "dscg_way": "1"}, "diseinfo": []any{}}); err != nil {
-		return err
+	for _, s := range inSteps {
+		if _, err := step(s.infno, s.what, s.input); err != nil {
+			return err
+		}
 	}
-	if _, err := step("2303", "pre-settlement", map[string]any{"data": in}); err != nil {
-		return err
-	}
-	ist, err := step("2304", "settlement", map[string]any{"data": in})
+	ist, err := step("2304", "settlement", settleData(imd, "21", 6400, "0"))
 	if err != nil {
 		return err
 	}
-	isetl := ist["setlinfo"].(map[string]any)["setl_id"].(string)
-	if _, err := step("2305", "settlement cancel", map[string]any{"data": map[string]string{"mdtrt_id": imd, "setl_id": isetl, "psn_no": psn}}); err != nil {
+	if _, err := step("2305", "settlement cancel", map[string]any{"data": map[string]string{"mdtrt_id": imd, "setl_id": setlID(ist), "psn_no": psn}}); err != nil {
 		return err
 	}
+	imd2, err := admit("ZYX" + tag)
+	if err != nil {
+		return err
+	}
+	if _, err := step("2404", "admission cancel", map[string]any{"data": map[string]string{"mdtrt_id": imd2, "psn_no": psn}}); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(stdout, "reconciliation:")
+	fi := final["setlinfo"].(map[string]any)
+	if _, err := step("3201", "totals reconciliation", map[string]any{"data": map[string]any{"insutype": "310", "clr_type": "11", "setl_optins": "370100",
+		"stmt_begndate": today, "stmt_enddate": today, "medfee_sumamt": fi["medfee_sumamt"], "fund_pay_sumamt": fi["fund_pay_sumamt"],
+		"acct_pay": fi["acct_pay"], "fixmedins_setl_cnt": 1}}); err != nil {
+		return err
+	}
+	detail := fmt.Sprintf("%s\t%s\t%s\t%v\t%v\t%v\t0\n", fi["setl_id"], md, psn, fi["medfee_sumamt"], fi["fund_pay_sumamt"], fi["acct_pay"])
+	up, err := step("9101", "file upload", map[string]any{"fsUploadIn": map[string]any{"in": base64.StdEncoding.EncodeToString([]byte(detail)),
+		"filename": "detail.txt", "fixmedins_code": c.FixmedinsCode}})
+	if err != nil {
+		return err
+	}
+	res, err := step("3202", "detail reconciliation", map[string]any{"data": map[string]any{"setl_optins": "370100", "file_qury_no": up["file_qury_no"],
+		"stmt_begndate": today, "stmt_enddate": today, "medfee_sumamt": fi["medfee_sumamt"], "fund_pay_sumamt": fi["fund_pay_sumamt"],
+		"cash_payamt": fi["psn_cash_pay"], "fixmedins_setl_cnt": 1}})
+	if err != nil {
+		return err
+	}
+	info := res["fileinfo"].(map[string]any)
+	file, err := c.Download(ctx, info["file_qury_no"].(string), info["filename"].(string))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "  %-5s %-22s ok  %q\n", "9102", "file download", strings.TrimSpace(string(file)))
 	if _, err := c.Call(ctx, "9002", map[string]any{"signOut": map[string]string{"sign_no": c.SignNo, "opter_no": c.Opter}}); err != nil {
 		return err
 	}
