@@ -124,22 +124,8 @@ func (c *Client) Send(ctx context.Context, infno, msgid string, input any) (*Res
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	switch {
-	case c.Signer != nil:
-		if err := c.Signer.Sign(req, body); err != nil {
-			return nil, err
-		}
-	case c.TIFPaasid != "":
-		ts := strconv.FormatInt(c.now().Unix(), 10)
-		nb := make([]byte, 16)
-		rand.Read(nb)
-		nonce := hex.EncodeToString(nb)
-		req.Header.Set(auth.HeaderTIFPaasid, c.TIFPaasid)
-		req.Header.Set(auth.HeaderTIFTimestamp, ts)
-		req.Header.Set(auth.HeaderTIFNonce, nonce)
-		req.Header.Set(auth.HeaderTIFSignature, auth.TIFSignature(ts, c.TIFSecretHex, nonce))
-	default:
-		return nil, errors.New("client: no credentials (Signer or TIF)")
+	if err := c.authorize(req, body); err != nil {
+		return nil, err
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -197,10 +183,8 @@ func (c *Client) Download(ctx context.Context, fileNo, filename string) ([]byte,
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if c.Signer != nil {
-		if err := c.Signer.Sign(req, body); err != nil {
-			return nil, err
-		}
+	if err := c.authorize(req, body); err != nil {
+		return nil, err
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -221,4 +205,23 @@ func (c *Client) Download(ctx context.Context, fileNo, filename string) ([]byte,
 		return nil, &Error{Infno: "9102", ErrMsg: out.ErrMsg}
 	}
 	return b, nil
+}
+
+// authorize signs req: the platform's signature, or the TIF headers.
+func (c *Client) authorize(req *http.Request, body []byte) error {
+	switch {
+	case c.Signer != nil:
+		return c.Signer.Sign(req, body)
+	case c.TIFPaasid != "":
+		ts := strconv.FormatInt(c.now().Unix(), 10)
+		nb := make([]byte, 16)
+		rand.Read(nb)
+		nonce := hex.EncodeToString(nb)
+		req.Header.Set(auth.HeaderTIFPaasid, c.TIFPaasid)
+		req.Header.Set(auth.HeaderTIFTimestamp, ts)
+		req.Header.Set(auth.HeaderTIFNonce, nonce)
+		req.Header.Set(auth.HeaderTIFSignature, auth.TIFSignature(ts, c.TIFSecretHex, nonce))
+		return nil
+	}
+	return errors.New("client: no credentials (Signer or TIF)")
 }
