@@ -106,37 +106,7 @@ func (c *Client) CallMsgid(ctx context.Context, infno, msgid string, input any) 
 
 // Send sends a message and returns the whole answer envelope.
 func (c *Client) Send(ctx context.Context, infno, msgid string, input any) (*Response, error) {
-	env := map[string]any{
-		"infno": infno, "msgid": msgid, "mdtrtarea_admvs": c.Admvs, "insuplc_admdvs": c.Admvs, "recer_sys_code": "YBXT", "infver": "V1.0",
-		"opter_type": "1", "opter": c.Opter, "opter_name": c.OpterName, "inf_time": c.now().In(cst).Format("2006-01-02 15:04:05"),
-		"fixmedins_code": c.FixmedinsCode, "fixmedins_name": c.FixmedinsName, "sign_no": c.SignNo, "input": input,
-	}
-	body, err := json.Marshal(env)
-	if err != nil {
-		return nil, err
-	}
-	url := c.BaseURL + "/fsi/api/rsfComIfsService/callService"
-	if c.AppendInfno {
-		url += "/" + infno
-	}
-	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if err := c.authorize(req, body); err != nil {
-		return nil, err
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	res, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(res.Body, 4<<20))
+	b, _, err := c.post(ctx, infno, msgid, input)
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +114,7 @@ func (c *Client) Send(ctx context.Context, infno, msgid string, input any) (*Res
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	if err := dec.Decode(&out); err != nil {
-		return nil, fmt.Errorf("client: %s answered HTTP %d, not an envelope: %.200s", infno, res.StatusCode, b)
+		return nil, fmt.Errorf("client: %s answered, not with an envelope: %.200s", infno, b)
 	}
 	c.LastMsg = msgid
 	return &out, nil
@@ -171,20 +141,42 @@ func (c *Client) SignIn(ctx context.Context, ip string) error {
 // Download runs 9102 and returns the file's bytes (errors come back as an
 // envelope).
 func (c *Client) Download(ctx context.Context, fileNo, filename string) ([]byte, error) {
-	env := map[string]any{
-		"infno": "9102", "msgid": c.NewMsgid(), "mdtrtarea_admvs": c.Admvs, "recer_sys_code": "YBXT", "infver": "V1.0", "opter_type": "1",
-		"opter": c.Opter, "opter_name": c.OpterName, "inf_time": c.now().In(cst).Format("2006-01-02 15:04:05"), "fixmedins_code": c.FixmedinsCode,
-		"fixmedins_name": c.FixmedinsName, "sign_no": c.SignNo,
-		"input": map[string]any{"fsDownloadIn": map[string]string{"file_qury_no": fileNo, "filename": filename, "fixmedins_code": c.FixmedinsCode}},
-	}
-	body, _ := json.Marshal(env)
-	req, err := http.NewRequestWithContext(ctx, "POST", c.BaseURL+"/fsi/api/rsfComIfsService/callService", bytes.NewReader(body))
+	b, ctype, err := c.post(ctx, "9102", c.NewMsgid(), map[string]any{"fsDownloadIn": map[string]string{"file_qury_no": fileNo,
+		"filename": filename, "fixmedins_code": c.FixmedinsCode}})
 	if err != nil {
 		return nil, err
 	}
+	if ctype != "application/octet-stream" {
+		var out Response
+		json.Unmarshal(b, &out)
+		return nil, &Error{Infno: "9102", ErrMsg: out.ErrMsg}
+	}
+	return b, nil
+}
+
+// post builds the envelope, signs and sends it, and returns the answer's
+// bytes and content type.
+func (c *Client) post(ctx context.Context, infno, msgid string, input any) ([]byte, string, error) {
+	env := map[string]any{
+		"infno": infno, "msgid": msgid, "mdtrtarea_admvs": c.Admvs, "insuplc_admdvs": c.Admvs, "recer_sys_code": "YBXT", "infver": "V1.0",
+		"opter_type": "1", "opter": c.Opter, "opter_name": c.OpterName, "inf_time": c.now().In(cst).Format("2006-01-02 15:04:05"),
+		"fixmedins_code": c.FixmedinsCode, "fixmedins_name": c.FixmedinsName, "sign_no": c.SignNo, "input": input,
+	}
+	body, err := json.Marshal(env)
+	if err != nil {
+		return nil, "", err
+	}
+	url := c.BaseURL + "/fsi/api/rsfComIfsService/callService"
+	if c.AppendInfno {
+		url += "/" + infno
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	if err != nil {
+		return nil, "", err
+	}
 	req.Header.Set("Content-Type", "application/json")
 	if err := c.authorize(req, body); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -192,19 +184,15 @@ func (c *Client) Download(ctx context.Context, fileNo, filename string) ([]byte,
 	}
 	res, err := hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if res.Header.Get("Content-Type") != "application/octet-stream" {
-		var out Response
-		json.Unmarshal(b, &out)
-		return nil, &Error{Infno: "9102", ErrMsg: out.ErrMsg}
-	}
-	return b, nil
+	c.LastMsg = msgid
+	return b, res.Header.Get("Content-Type"), nil
 }
 
 // authorize signs req: the platform's signature, or the TIF headers.
