@@ -38,7 +38,6 @@ type Client struct {
 	HTTP          *http.Client
 	Now           func() time.Time
 
-	seq     atomic.Uint32
 	SignNo  string // set by SignIn
 	LastMsg string // msgid of the last message sent
 }
@@ -74,17 +73,25 @@ func (c *Client) now() time.Time {
 	return time.Now()
 }
 
-// NewMsgid makes a msgid: fixmedins_code + yyyyMMddHHmmss + a sequence
-// padded to 30 characters.
+// msgSeq numbers messages across every Client of the process (a HIS may
+// run several); it starts at a random point so that two processes of one
+// institution rarely meet within a second.
+var msgSeq atomic.Uint32
+
+func init() {
+	n, _ := rand.Int(rand.Reader, big.NewInt(10000))
+	msgSeq.Store(uint32(n.Int64()))
+}
+
+// NewMsgid makes a msgid: fixmedins_code + yyyyMMddHHmmss + a sequence,
+// 30 characters in all (4 sequence digits for a 12-character code).
 func (c *Client) NewMsgid() string {
-	n := c.seq.Add(1)
 	base := c.FixmedinsCode + c.now().In(cst).Format("20060102150405")
-	r, _ := rand.Int(rand.Reader, big.NewInt(1000))
-	tail := fmt.Sprintf("%04d%03d", n%10000, r)
-	if pad := 30 - len(base); pad < len(tail) {
-		tail = tail[:pad]
+	seq := fmt.Sprintf("%010d", msgSeq.Add(1))
+	if pad := 30 - len(base); pad >= 0 && pad < len(seq) {
+		seq = seq[len(seq)-pad:]
 	}
-	return base + tail
+	return base + seq
 }
 
 // Call sends one message and returns its output; infcode -1 is an *Error.
