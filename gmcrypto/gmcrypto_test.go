@@ -22,6 +22,11 @@ type vectors struct {
 		Key, Nonce, AAD, Plaintext, Ciphertext string
 		Tag                                    string `json:"tag"`
 	} `json:"sm4_gcm"`
+	SM2Sign []struct {
+		Source, UID, Msg, R, S string
+		PrivateKey             string `json:"private_key"`
+		PublicKey              string `json:"public_key"`
+	} `json:"sm2_sign"`
 }
 
 func loadVectors(t *testing.T) vectors {
@@ -330,6 +335,32 @@ func BenchmarkSM2VerifyRaw(b *testing.B) {
 	for b.Loop() {
 		if !pub.VerifyRaw(uid, msg, sig) {
 			b.Fatal("invalid")
+		}
+	}
+}
+
+// TestSM2StandardVector checks the standard's signature example: the
+// public key derived from the private key, and the published (r, s)
+// verifying under the standard's user ID — and failing under another.
+func TestSM2StandardVector(t *testing.T) {
+	v := loadVectors(t)
+	if len(v.SM2Sign) == 0 {
+		t.Fatal("no SM2 vectors")
+	}
+	for _, c := range v.SM2Sign {
+		k, err := ParsePrivateKey(unhex(t, c.PrivateKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(k.Public().Bytes(), unhex(t, c.PublicKey)) {
+			t.Fatalf("%s: derived public key %X", c.Source, k.Public().Bytes())
+		}
+		sig := unhex(t, c.R+c.S)
+		if !k.Public().VerifyRaw([]byte(c.UID), []byte(c.Msg), sig) {
+			t.Fatalf("%s: the published signature does not verify", c.Source)
+		}
+		if k.Public().VerifyRaw([]byte("ALICE123@YAHOO.COM"), []byte(c.Msg), sig) {
+			t.Fatalf("%s: verifies under another user ID", c.Source)
 		}
 	}
 }
