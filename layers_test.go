@@ -30,6 +30,7 @@ var layer = map[string]int{
 	"ecert/code":       40,
 	"ecert":            60,
 	"nhsa":             65,
+	"delivery":         60,
 	"nhsa/client":      55,
 	"registry":         50,
 	"auth":             50,

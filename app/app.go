@@ -17,6 +17,7 @@ import (
 
 	"yibao"
 	"yibao/auth"
+	"yibao/delivery"
 	"yibao/ecert"
 	"yibao/gmcrypto"
 	"yibao/httpapi"
@@ -40,8 +41,10 @@ type App struct {
 	Ledger   *engine.Engine
 	Settle   *settlement.Service
 	Ecert    *ecert.Service
+	Delivery *delivery.Service
 	API      *httpapi.Server
 	master   []byte
+	keys     *gmcrypto.Keyring
 }
 
 // OpenStore validates cfg, opens and migrates the database and builds the
@@ -77,7 +80,7 @@ func OpenStore(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) 
 		db.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db, master: master}
+	a := &App{Config: cfg, Log: log, DB: db, master: master, keys: keys}
 	a.Registry = registry.New(db, keys, gmcrypto.DeriveKey(master, "yibao/pii/blind-index", 32))
 	a.Auth = auth.New(db, keys)
 	if cfg.PasswordIterations > 0 {
@@ -110,9 +113,10 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("e-certificate platforms: %w", err)
 	}
+	a.Delivery = delivery.New(db, a.keys, log)
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
-			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log)}, log)
+			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery}, log)
 	return a, nil
 }
 
@@ -197,7 +201,8 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go a.Settle.Run(ctx, 5*time.Second) // voids pending settlements nobody paid
+	go a.Settle.Run(ctx, 5*time.Second)   // voids pending settlements nobody paid
+	go a.Delivery.Run(ctx, 2*time.Second) // sends outbox events to institutions' webhooks
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())

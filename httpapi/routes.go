@@ -55,7 +55,7 @@ func (s *Server) routeTable() []route {
 
 // allRoutes is every route of the API.
 func (s *Server) allRoutes() []route {
-	return append(append(s.routeTable(), s.settlementRoutes()...), s.ecertRoutes()...)
+	return append(append(append(s.routeTable(), s.settlementRoutes()...), s.ecertRoutes()...), s.deliveryRoutes()...)
 }
 
 // --- auth ---

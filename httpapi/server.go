@@ -19,6 +19,7 @@ import (
 
 	"yibao"
 	"yibao/auth"
+	"yibao/delivery"
 	"yibao/ecert"
 	"yibao/ledger/engine"
 	"yibao/nhsa"
@@ -43,6 +44,7 @@ type Server struct {
 	settle   *settlement.Service
 	ecert    *ecert.Service
 	nhsa     *nhsa.Service
+	delivery *delivery.Service
 	ledger   *engine.Engine
 	log      *slog.Logger
 	routes   []route
@@ -60,6 +62,7 @@ type Deps struct {
 	Ledger     *engine.Engine
 	Ecert      *ecert.Service
 	NHSA       *nhsa.Service
+	Delivery   *delivery.Service
 }
 
 // New builds the server and its route table.
@@ -70,7 +73,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)

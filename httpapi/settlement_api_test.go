@@ -1,12 +1,16 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"yibao"
 	"yibao/httpapi"
 )
 
@@ -106,6 +110,22 @@ func TestSettlementFlowOverHTTP(t *testing.T) {
 	if len(hist["items"].([]any)) == 0 {
 		t.Fatal("no history")
 	}
+	// The hospital's webhook receives the settlement's events, signed.
+	topics := make(chan string, 10)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		topics <- r.Header.Get("X-Yibao-Topic")
+		w.WriteHeader(204)
+	}))
+	defer hook.Close()
+	skipped := firstSkipped(t, e) // no webhook yet: the dispatcher set it aside
+	step("cashier", "PUT", "/api/v1/institutions/"+h1+"/webhook", map[string]any{"url": hook.URL}, 200)
+	step("admin", "POST", "/api/v1/events/"+skipped+"/retry", nil, 200)
+	if n, err := e.app.Delivery.DeliverDue(context.Background()); err != nil || n == 0 {
+		t.Fatalf("delivered %d: %v", n, err)
+	}
+	if topic := <-topics; !strings.HasPrefix(topic, "settlement.") {
+		t.Fatalf("topic %q", topic)
+	}
 	rev := step("cashier", "POST", "/api/v1/settlements/"+setl+"/reverse", nil, 200)
 	if rev["status"] != "reversed" {
 		t.Fatalf("reverse %v", rev)
@@ -129,4 +149,17 @@ func TestSettlementFlowOverHTTP(t *testing.T) {
 	if len(slots["items"].([]any)) == 0 {
 		t.Fatal("the demo publishes today's slots")
 	}
+}
+
+// firstSkipped returns an event the dispatcher skipped for want of a webhook.
+func firstSkipped(t *testing.T, e *env) string {
+	t.Helper()
+	if _, err := e.app.Delivery.DeliverDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	list, err := e.app.Delivery.Events(yibao.WithPrincipal(context.Background(), yibao.System("test")), "skipped", 50)
+	if err != nil || len(list) == 0 {
+		t.Fatalf("no skipped events: %v", err)
+	}
+	return list[0].ID
 }

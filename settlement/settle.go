@@ -469,8 +469,8 @@ func outbox(ctx context.Context, tx *sqlstore.Tx, topic string, st *Settlement, 
 	payload, _ := json.Marshal(map[string]any{"setl_id": st.SetlID, "mdtrt_id": st.MdtrtID, "psn_no": st.PsnNo,
 		"fixmedins_code": st.FixmedinsCode, "status": st.Status, "medfee_sumamt": st.MedfeeSumamt,
 		"fund_pay_sumamt": st.FundPaySumamt, "acct_pay": st.AcctPay, "psn_cash_pay": st.PsnCashPay})
-	_, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, subject, payload, created_at) VALUES (?, ?, ?, ?, ?)`,
-		newID("EV"), topic, st.SetlID, string(payload), micros(now))
+	_, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, subject, payload, created_at, fixmedins_code, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		newID("EV"), topic, st.SetlID, string(payload), micros(now), st.FixmedinsCode, micros(now))
 	return err
 }
 
