@@ -355,3 +355,24 @@ func TestInstitutionsSeeOnlyTheirOwn(t *testing.T) {
 		t.Fatalf("history %d %v", len(h), err)
 	}
 }
+
+// TestOutpatientPayDoesNotUseTheInpatientCap: in the demo policy general
+// outpatient pooling has its own counters; the inpatient and chronic cap
+// (fund.pool) is untouched by an outpatient bill.
+func TestOutpatientPayDoesNotUseTheInpatientCap(t *testing.T) {
+	w := newWorld(t)
+	v := w.visit(w.h1, Active, H1, policy.GeneralOutpatient, "DRUG-A 2000.00 1")
+	st, err := w.svc.Settle(w.h1, v.MdtrtID, settlement.SettleRequest{})
+	if err != nil || st.Result.SetlInfo.HifpPay == 0 {
+		t.Fatalf("%v %+v", err, st)
+	}
+	acc, _ := w.svc.Accumulators(w.adm, Active)
+	for _, l := range acc[0].Limits {
+		switch {
+		case l.VisitType == policy.Inpatient && l.Kind == "cap_fund" && l.Used != 0:
+			t.Errorf("inpatient cap used %s by an outpatient bill", l.Used)
+		case l.VisitType == policy.GeneralOutpatient && l.Kind == "cap_fund" && l.Used != st.Result.SetlInfo.HifpPay:
+			t.Errorf("outpatient cap used %s, want %s", l.Used, st.Result.SetlInfo.HifpPay)
+		}
+	}
+}
