@@ -23,7 +23,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: yibao bench ledger|calc|qr [flags]")
+		return errors.New("usage: yibao bench ledger|calc|qr|settle [flags]")
 	}
 	switch args[0] {
 	case "ledger":
@@ -32,8 +32,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchCalc(ctx, args[1:], stdout, stderr)
 	case "qr":
 		return benchQR(ctx, args[1:], stdout, stderr)
+	case "settle":
+		return benchSettle(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: ledger, calc, qr)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: ledger, calc, qr, settle)", args[0])
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -103,54 +105,52 @@ func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-// benchDB opens a fresh migrated database: the SQLite file given, or a new
-// schema on the PostgreSQL server, dropped afterwards.
-func benchDB(ctx context.Context, dsn string) (*sqlstore.DB, func(), error) {
+// benchDSN gives a fresh database: the SQLite file given, or a new schema
+// on the PostgreSQL server (dropped by cleanup).
+func benchDSN(ctx context.Context, dsn string) (string, func(), error) {
 	if !sqlstore.IsPostgresDSN(dsn) {
-		db, err := sqlstore.Open(ctx, dsn)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := db.Migrate(ctx); err != nil {
-			db.Close()
-			return nil, nil, err
-		}
-		return db, func() { db.Close() }, nil
+		return dsn, func() {}, nil
 	}
 	admin, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
 	schema := "bench_" + hex.EncodeToString(b)
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		admin.Close()
-		return nil, nil, err
+		return "", nil, err
 	}
 	u, _ := url.Parse(dsn)
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	db, err := sqlstore.Open(ctx, u.String())
-	if err == nil {
-		err = db.Migrate(ctx)
-	}
-	cleanup := func() {
-		if db != nil {
-			db.Close()
-		}
+	return u.String(), func() {
 		admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
 		admin.Close()
-	}
-	if err != nil {
-		cleanup()
-		return nil, nil, err
-	}
-	return db, cleanup, nil
+	}, nil
 }
 
-// machine describes the machine for benchmark reports.
+// benchDB opens a fresh migrated database (see benchDSN).
+func benchDB(ctx context.Context, dsn string) (*sqlstore.DB, func(), error) {
+	fresh, drop, err := benchDSN(ctx, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := sqlstore.Open(ctx, fresh)
+	if err == nil {
+		if err = db.Migrate(ctx); err != nil {
+			db.Close()
+		}
+	}
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return db, func() { db.Close(); drop() }, nil
+}
+
 func machine() string {
 	model := "unknown CPU"
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
