@@ -41,6 +41,15 @@ func (s *Server) mountApp(mux *http.ServeMux) {
 		files.ServeHTTP(w, r)
 	}))
 	mux.Handle("GET /app", http.RedirectHandler("/app/", http.StatusMovedPermanently))
+	csub, _ := fs.Sub(web.Cashier, "cashier")
+	cfiles := http.StripPrefix("/cashier/", http.FileServerFS(csub))
+	mux.Handle("GET /cashier/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		cfiles.ServeHTTP(w, r)
+	}))
+	mux.Handle("GET /cashier", http.RedirectHandler("/cashier/", http.StatusMovedPermanently))
 }
 
 func (s *Server) asOfficialChannel(c *call) *call {

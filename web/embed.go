@@ -1,5 +1,6 @@
 // Package web holds the platform's web pages as embedded files: /app, the
-// patient page of the built-in official-app e-certificate channel.
+// patient page of the built-in official-app e-certificate channel, and
+// /cashier, the counter.
 package web
 
 import "embed"
@@ -9,3 +10,8 @@ import "embed"
 //
 //go:embed app
 var App embed.FS
+
+// Cashier is the /cashier page: the counter of a hospital or pharmacy.
+//
+//go:embed cashier
+var Cashier embed.FS
