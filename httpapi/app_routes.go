@@ -41,15 +41,8 @@ func (s *Server) mountApp(mux *http.ServeMux) {
 		files.ServeHTTP(w, r)
 	}))
 	mux.Handle("GET /app", http.RedirectHandler("/app/", http.StatusMovedPermanently))
-	csub, _ := fs.Sub(web.Cashier, "cashier")
-	cfiles := http.StripPrefix("/cashier/", http.FileServerFS(csub))
-	mux.Handle("GET /cashier/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		cfiles.ServeHTTP(w, r)
-	}))
-	mux.Handle("GET /cashier", http.RedirectHandler("/cashier/", http.StatusMovedPermanently))
+	mountStatic(mux, "cashier", web.Cashier)
+	mountStatic(mux, "admin", web.Admin)
 }
 
 func (s *Server) asOfficialChannel(c *call) *call {
@@ -130,4 +123,18 @@ func (s *Server) appRender(c *call) error {
 		return err
 	}
 	return c.raw(http.StatusOK, "image/svg+xml", []byte(svg))
+}
+
+// mountStatic serves an embedded page at /<name>/ with a strict
+// Content-Security-Policy (same-origin scripts and styles only).
+func mountStatic(mux *http.ServeMux, name string, files fs.FS) {
+	sub, _ := fs.Sub(files, name)
+	h := http.StripPrefix("/"+name+"/", http.FileServerFS(sub))
+	mux.Handle("GET /"+name+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		h.ServeHTTP(w, r)
+	}))
+	mux.Handle("GET /"+name, http.RedirectHandler("/"+name+"/", http.StatusMovedPermanently))
 }

@@ -50,6 +50,8 @@ func (s *Server) settlementRoutes() []route {
 		{method: "POST", path: "/api/v1/policies/{admdvs}/{version}/reject", access: staff, idempotent: true, h: s.policyAction},
 		{method: "POST", path: "/api/v1/policies/{admdvs}/{version}/replay", access: staff, h: s.replayPolicy},
 
+		{method: "GET", path: "/api/v1/stats/settlements", access: anyone, h: s.settlementStats},
+
 		{method: "GET", path: "/api/v1/ledger/accounts/{id}", access: anyone, h: s.ledgerAccount},
 		{method: "GET", path: "/api/v1/ledger/accounts/{id}/statement", access: anyone, h: s.ledgerStatement},
 		{method: "GET", path: "/api/v1/ledger/transfers", access: anyone, h: s.ledgerTransfers},
@@ -484,4 +486,12 @@ func (s *Server) ledgerTransfers(c *call) error {
 		return err
 	}
 	return c.json(http.StatusOK, map[string]any{"items": list})
+}
+
+func (s *Server) settlementStats(c *call) error {
+	st, err := s.settle.Statistics(c.r.Context(), c.query("from"), c.query("to"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, st)
 }

@@ -128,3 +128,27 @@ func TestReplayReportsFundImpact(t *testing.T) {
 		t.Fatalf("unknown version: %v", err)
 	}
 }
+
+func TestStatistics(t *testing.T) {
+	w := newWorld(t)
+	for _, b := range []struct{ psn, code string }{{Active, H1}, {Retired, H2}, {Resident, H2}} {
+		v := w.visit(w.as(b.code), b.psn, b.code, policy.GeneralOutpatient, "DRUG-A 1000.00 1")
+		if _, err := w.svc.Settle(w.as(b.code), v.MdtrtID, settlement.SettleRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := w.svc.Statistics(w.adm, "2026-06-14", "2026-06-15")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Days) != 2 || st.Days[1].Bills != 3 || st.Days[0].Bills != 0 || st.Total.Medfee != money.Yuan(3000) {
+		t.Fatalf("%+v", st)
+	}
+	// 310 at level 3 (180), 310 at level 2 (retiree 0.70 → 210), 390 at level 2 (300).
+	if len(st.BySchemeLvl) != 3 || st.Total.Fund != money.Yuan(180+210+300) {
+		t.Fatalf("groups %+v total %s", st.BySchemeLvl, st.Total.Fund)
+	}
+	if _, err := w.svc.Statistics(w.h1, "2026-06-14", "2026-06-15"); !yibao.IsCode(err, yibao.CodeForbidden) {
+		t.Fatalf("a cashier reads the dashboard: %v", err)
+	}
+}

@@ -15,3 +15,8 @@ var App embed.FS
 //
 //go:embed cashier
 var Cashier embed.FS
+
+// Admin is the /admin page: the bureau console.
+//
+//go:embed admin
+var Admin embed.FS

@@ -56,6 +56,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "\nyibao demo is running on %s (database: %s)\n\n", base, dbName(a.Config))
 		fmt.Fprintf(stdout, "  patient     %s/app/      (e-certificate: activate with a demo person's ID number and name)\n", base)
 		fmt.Fprintf(stdout, "  cashier     %s/cashier/  (cashier.h37010000001 / cashier123: scan a code, settle)\n", base)
+		fmt.Fprintf(stdout, "  bureau      %s/admin/    (admin / admin123, and auditor / auditor123 to approve policies)\n", base)
 		fmt.Fprintf(stdout, "  health      %s/healthz\n  API spec    %s/api/v1/openapi.json\n  metrics     %s/metrics\n\n", base, base, base)
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "  login\tpassword\trole\tinstitution")

@@ -112,8 +112,41 @@ try {
   assert.equal(first.status, 200, JSON.stringify(first.body));
   assert.equal(first.body.person.psn_no, person.psn_no);
   assert.ok(first.body.ec_token.length <= 40);
+  // The bureau console: the dashboard charts, a new policy version drafted
+  // from an existing one, replayed over this month's bills, submitted, and
+  // approved by a second administrator.
+  const adm = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
+  adm.on("pageerror", (e) => errors.push("admin: " + e.message));
+  await adm.goto(base + "/admin/");
+  await adm.fill("#u", "admin");
+  await adm.fill("#p", "admin123");
+  await adm.press("#p", "Enter");
+  await adm.waitForSelector("#chart-days rect", { state: "attached" });
+  assert.ok((await adm.$$("#chart-groups rect")).length > 0, "fund-by-level chart has bars");
+  await adm.click("#policies tr[data-version='370100-2027.1'] button");
+  await adm.waitForFunction(() => document.getElementById("draft").value.includes("370100-2027.1"));
+  const draft = (await adm.inputValue("#draft")).replaceAll("370100-2027.1", "370100-2028.1").replaceAll("2027-", "2028-");
+  await adm.fill("#draft", draft);
+  await adm.click("#save-draft");
+  await adm.waitForSelector("#policies tr[data-version='370100-2028.1']");
+  await adm.fill("#rv", "370100-2028.1");
+  await adm.click("#replay");
+  await adm.waitForSelector("#replay-rows tbody tr");
+  await adm.click("#policies tr[data-version='370100-2028.1'] button:has-text('Submit')");
+  await adm.waitForFunction(() => document.querySelector("#policies tr[data-version='370100-2028.1']").textContent.includes("submitted"));
+  await adm.screenshot({ path: join(root, "web", "test-results", "admin.png"), fullPage: true });
+  await adm.click("#logout");
+  await adm.fill("#u", "auditor");
+  await adm.fill("#p", "auditor123");
+  await adm.press("#p", "Enter");
+  await adm.waitForSelector("#policies tr[data-version='370100-2028.1']");
+  await adm.click("#policies tr[data-version='370100-2028.1'] button:has-text('Approve')");
+  await adm.waitForFunction(() => document.querySelector("#policies tr[data-version='370100-2028.1']").textContent.includes("published"));
+  const unlabelledAdmin = await adm.evaluate(() => [...document.querySelectorAll("input, textarea")]
+    .filter((el) => !el.labels || el.labels.length === 0).map((el) => el.id));
+  assert.deepEqual(unlabelledAdmin, []);
   assert.deepEqual(errors, []);
-  console.log("ok  /app + /cashier: activated in Chromium, code scanned at the counter, visit settled, replay refused, refresh works");
+  console.log("ok  /app + /cashier + /admin: activated in Chromium, code scanned at the counter, visit settled, replay refused, refresh works; a policy drafted, replayed, submitted and approved by a second administrator");
 } catch (e) {
   failed = true;
   console.error("FAIL /app:", e);
