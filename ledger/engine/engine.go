@@ -142,12 +142,16 @@ func Open(ctx context.Context, db *sqlstore.DB, opts Options) (*Engine, error) {
 		return nil, fmt.Errorf("ledger: read sequence: %w", err)
 	}
 	e.book = ledger.NewBook(maxSeq + 1)
-	stmts, err := prepareStmts(ctx, db)
-	if err != nil {
-		e.releaseLock()
-		return nil, err
+	// The fixed-shape statements serve SQLite; PostgreSQL writes a batch
+	// with array parameters (persistPostgres) and needs none.
+	if db.Dialect == sqlstore.SQLite {
+		stmts, err := prepareStmts(ctx, db)
+		if err != nil {
+			e.releaseLock()
+			return nil, err
+		}
+		e.stmts = stmts
 	}
-	e.stmts = stmts
 	go e.run()
 	if opts.ExpiryInterval > 0 {
 		go e.sweep()
@@ -408,40 +412,38 @@ func (e *Engine) applyUnit(ctx context.Context, tx *sqlstore.Tx, r *request, now
 // does not hold yet.
 func (e *Engine) load(ctx context.Context, tx *sqlstore.Tx, accs []ledger.Account, ts []ledger.Transfer) error {
 	accIDs, trIDs := e.book.Missing(accs, ts)
-	var loadedA []ledger.Account
-	var loadedT []ledger.Transfer
-	for _, chunk := range chunks(accIDs, 500) {
-		q, args := `SELECT `+accountCols+` FROM ledger_accounts WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)
-		if e.db.Dialect == sqlstore.Postgres {
-			q, args = `SELECT `+accountCols+` FROM ledger_accounts WHERE id = ANY(?::text[])`, []any{chunk}
-		}
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		list, err := scanAccounts(rows)
-		if err != nil {
-			return err
-		}
-		loadedA = append(loadedA, list...)
+	loadedA, err := loadByID(ctx, tx, e.db.Dialect, accountCols, "ledger_accounts", accIDs, scanAccounts)
+	if err != nil {
+		return err
 	}
-	for _, chunk := range chunks(trIDs, 500) {
-		q, args := `SELECT `+transferCols+` FROM ledger_transfers WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)
-		if e.db.Dialect == sqlstore.Postgres {
-			q, args = `SELECT `+transferCols+` FROM ledger_transfers WHERE id = ANY(?::text[])`, []any{chunk}
-		}
-		rows, err := tx.Query(ctx, q, args...)
-		if err != nil {
-			return err
-		}
-		list, err := scanTransfers(rows)
-		if err != nil {
-			return err
-		}
-		loadedT = append(loadedT, list...)
+	loadedT, err := loadByID(ctx, tx, e.db.Dialect, transferCols, "ledger_transfers", trIDs, scanTransfers)
+	if err != nil {
+		return err
 	}
 	e.book.Load(loadedA, loadedT, accIDs, trIDs)
 	return nil
+}
+
+// loadByID reads the rows of table whose id is in ids, 500 at a time: an IN
+// list on SQLite, one array parameter on PostgreSQL.
+func loadByID[T any](ctx context.Context, tx *sqlstore.Tx, d sqlstore.Dialect, cols, table string, ids []string, scan func(*sql.Rows) ([]T, error)) ([]T, error) {
+	var out []T
+	for _, chunk := range chunks(ids, 500) {
+		q, args := `SELECT `+cols+` FROM `+table+` WHERE id IN (`+placeholders(len(chunk))+`)`, anys(chunk)
+		if d == sqlstore.Postgres {
+			q, args = `SELECT `+cols+` FROM `+table+` WHERE id = ANY(?::text[])`, []any{chunk}
+		}
+		rows, err := tx.Query(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		list, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, list...)
+	}
+	return out, nil
 }
 
 // persist writes a batch's changes: new accounts, new transfers (many rows

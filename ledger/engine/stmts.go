@@ -73,6 +73,9 @@ func prepareStmts(ctx context.Context, db *sqlstore.DB) (*stmtCache, error) {
 }
 
 func (c *stmtCache) close() {
+	if c == nil {
+		return
+	}
 	for _, s := range c.all {
 		s.Close()
 	}
