@@ -84,3 +84,19 @@ func MaskPhone(s string) string {
 	}
 	return s[:3] + strings.Repeat("*", len(s)-7) + s[len(s)-4:]
 }
+
+// AgeOn is the age in whole years, on date, of someone born on birth (both
+// YYYY-MM-DD): the birthday counts from its own day. 0 if either date is
+// malformed or birth is later.
+func AgeOn(birth, date string) int {
+	b, err1 := time.Parse(time.DateOnly, birth)
+	d, err2 := time.Parse(time.DateOnly, date)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	age := d.Year() - b.Year()
+	if d.Month() < b.Month() || (d.Month() == b.Month() && d.Day() < b.Day()) {
+		age--
+	}
+	return max(age, 0)
+}

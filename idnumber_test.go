@@ -87,3 +87,22 @@ func TestErrorCodes(t *testing.T) {
 		t.Error("foreign errors must be internal with a generic message")
 	}
 }
+
+func TestAgeOn(t *testing.T) {
+	for _, c := range []struct {
+		birth, date string
+		want        int
+	}{
+		{"1980-06-15", "2026-06-14", 45},
+		{"1980-06-15", "2026-06-15", 46},
+		{"2000-03-01", "2026-02-28", 25}, // leap-year birth, non-leap date: the day-of-year would mislead
+		{"2000-03-01", "2026-03-01", 26},
+		{"2000-02-29", "2026-02-28", 25},
+		{"2030-01-01", "2026-01-01", 0},
+		{"bad", "2026-01-01", 0},
+	} {
+		if got := AgeOn(c.birth, c.date); got != c.want {
+			t.Errorf("AgeOn(%s, %s) = %d, want %d", c.birth, c.date, got, c.want)
+		}
+	}
+}

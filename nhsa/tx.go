@@ -123,18 +123,6 @@ func (s *Service) person(ctx context.Context, psn string) (*yibao.Person, error)
 	return s.reg.Person(sys(ctx), psn, true)
 }
 
-func age(birth string, at time.Time) int {
-	b, err := time.Parse(time.DateOnly, birth)
-	if err != nil {
-		return 0
-	}
-	a := at.Year() - b.Year()
-	if at.YearDay() < b.YearDay() {
-		a--
-	}
-	return a
-}
-
 func personInfo(s *Service, ctx context.Context, r *Request) (any, string, error) {
 	var in struct {
 		Data struct {
@@ -182,7 +170,7 @@ func personInfo(s *Service, ctx context.Context, r *Request) (any, string, error
 	}
 	return map[string]any{
 		"baseinfo": map[string]any{"psn_no": p.PsnNo, "psn_cert_type": "01", "certno": p.IDNumber, "psn_name": p.Name,
-			"gend": string(p.Gender), "naty": "01", "brdy": p.BirthDate, "age": age(p.BirthDate, now.In(cst))},
+			"gend": string(p.Gender), "naty": "01", "brdy": p.BirthDate, "age": yibao.AgeOn(p.BirthDate, now.In(cst).Format(time.DateOnly))},
 		"insuinfo": insu,
 		"idetinfo": []any{},
 	}, "", nil
@@ -562,7 +550,7 @@ func (s *Service) setlinfo(ctx context.Context, r *Request, v *settlement.Visit,
 	m := func(f money.Fen) json.Number { return num(sign * f) }
 	info := map[string]any{
 		"mdtrt_id": v.MdtrtID, "psn_no": p.PsnNo, "psn_name": p.Name, "psn_cert_type": "01", "certno": p.IDNumber, "gend": string(p.Gender),
-		"naty": "01", "brdy": p.BirthDate, "age": age(p.BirthDate, at.In(cst)), "insutype": si.Insutype, "psn_type": psnTypes[p.Category],
+		"naty": "01", "brdy": p.BirthDate, "age": yibao.AgeOn(p.BirthDate, at.In(cst).Format(time.DateOnly)), "insutype": si.Insutype, "psn_type": psnTypes[p.Category],
 		"cvlserv_flag": "0", "setl_time": at.In(cst).Format(infTime), "mdtrt_cert_type": v.MdtrtCertType, "med_type": v.MedType,
 		"medfee_sumamt": m(si.MedfeeSumamt), "fulamt_ownpay_amt": m(si.FulamtOwnpayAmt), "overlmt_selfpay": m(si.OverlmtSelfpay),
 		"preselfpay_amt": m(si.PreselfpayAmt), "inscp_scp_amt": m(si.InscpScpAmt), "act_pay_dedc": m(si.ActPayDedc), "hifp_pay": m(si.HifpPay),

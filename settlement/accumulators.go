@@ -182,7 +182,7 @@ func (s *Service) Accumulators(ctx context.Context, psnNo string) ([]Accumulator
 		if err != nil {
 			return nil, err
 		}
-		person := policy.Person{Insutype: c.Insutype, Category: category, Age: ageOn(birth, today)}
+		person := policy.Person{Insutype: c.Insutype, Category: category, Age: yibao.AgeOn(birth, today)}
 		v := AccumulatorView{PsnNo: psnNo, Insutype: c.Insutype, Year: year, Month: month, PolicyVersion: pol.Version,
 			Admissions: acc.Admissions, Counters: acc.Counters, Account: bal, Limits: pol.Limits(person, acc)}
 		out = append(out, v)

@@ -160,7 +160,7 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 		return nil, err
 	}
 	basis := pol.BasisDate(&pv)
-	person := policy.Person{Insutype: v.Insutype, Category: category, Age: ageOn(birth, basis)}
+	person := policy.Person{Insutype: v.Insutype, Category: category, Age: yibao.AgeOn(birth, basis)}
 	if person.Age < 18 {
 		person.Groups = append(person.Groups, "child")
 	}
@@ -240,19 +240,6 @@ func settleKind(v *Visit, asked string) (string, error) {
 		}
 		return KindOutpatient, nil
 	}
-}
-
-func ageOn(birth, date string) int {
-	b, err1 := time.Parse(time.DateOnly, birth)
-	d, err2 := time.Parse(time.DateOnly, date)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	age := d.Year() - b.Year()
-	if d.YearDay() < b.YearDay() && (d.Month() < b.Month() || (d.Month() == b.Month() && d.Day() < b.Day())) {
-		age--
-	}
-	return max(age, 0)
 }
 
 // fundAccount maps a setldetail fund to the region's ledger account.
