@@ -602,21 +602,20 @@ func settle(s *Service, ctx context.Context, r *Request) (any, string, error) {
 		return nil, "", err
 	}
 	// The HIS sends the four sums it got from the fee upload; if it sends
-	// them, they must agree with what the platform will settle.
-	pre, err := s.settle.PreSettle(ctx, v.MdtrtID, req)
-	if err != nil {
-		return nil, "", err
-	}
-	si := pre.Result.SetlInfo
-	for _, c := range []struct {
-		name string
-		got  *amount
-		want money.Fen
-	}{{"fulamt_ownpay_amt", in.Data.Fulamt, si.FulamtOwnpayAmt}, {"overlmt_selfpay", in.Data.Overlmt, si.OverlmtSelfpay},
-		{"preselfpay_amt", in.Data.Preself, si.PreselfpayAmt}, {"inscp_scp_amt", in.Data.Inscp, si.InscpScpAmt}} {
-		if c.got != nil && money.Fen(*c.got) != c.want {
-			return nil, "", failf("data.%s %s 与平台计算 %s 不符 (amounts do not add up)", c.name, money.Fen(*c.got), c.want)
+	// them, they must agree with what the platform settles.
+	req.Check = func(res *policy.Result) error {
+		si := res.SetlInfo
+		for _, c := range []struct {
+			name string
+			got  *amount
+			want money.Fen
+		}{{"fulamt_ownpay_amt", in.Data.Fulamt, si.FulamtOwnpayAmt}, {"overlmt_selfpay", in.Data.Overlmt, si.OverlmtSelfpay},
+			{"preselfpay_amt", in.Data.Preself, si.PreselfpayAmt}, {"inscp_scp_amt", in.Data.Inscp, si.InscpScpAmt}} {
+			if c.got != nil && money.Fen(*c.got) != c.want {
+				return failf("data.%s %s 与平台计算 %s 不符 (amounts do not add up)", c.name, money.Fen(*c.got), c.want)
+			}
 		}
+		return nil
 	}
 	st, err := s.settle.Settle(ctx, v.MdtrtID, req)
 	if err != nil {

@@ -127,16 +127,15 @@ func (s *Service) restoreAccumulators(ctx context.Context, tx *sqlstore.Tx, st *
 
 // AccumulatorView is what a person has used this year and what is left.
 type AccumulatorView struct {
-	PsnNo          string               `json:"psn_no"`
-	Insutype       string               `json:"insutype"`
-	Year           int                  `json:"acc_year"`
-	Month          string               `json:"month"`
-	PolicyVersion  string               `json:"policy_version"`
-	Admissions     int                  `json:"admissions"`
-	Counters       map[string]money.Fen `json:"counters"`
-	AccountBalance *ledger.Account      `json:"-"`
-	Account        money.Fen            `json:"acct_balc"`
-	Limits         []policy.Limit       `json:"limits"`
+	PsnNo         string               `json:"psn_no"`
+	Insutype      string               `json:"insutype"`
+	Year          int                  `json:"acc_year"`
+	Month         string               `json:"month"`
+	PolicyVersion string               `json:"policy_version"`
+	Admissions    int                  `json:"admissions"`
+	Counters      map[string]money.Fen `json:"counters"`
+	Account       money.Fen            `json:"acct_balc"`
+	Limits        []policy.Limit       `json:"limits"`
 }
 
 // Accumulators returns a person's year-to-date figures for each scheme in

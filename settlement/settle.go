@@ -86,6 +86,10 @@ type SettleRequest struct {
 	UseAccount  *bool  `json:"acct_used_flag,omitempty"`
 	FamilyPsnNo string `json:"family_psn_no,omitempty"` // 家庭共济: the linked holder whose account may pay
 	Explain     bool   `json:"explain,omitempty"`       // pre-settlement only: include the step-by-step text
+	// Check, if set, sees the calculated result before anything is
+	// written and may refuse it (the national interface compares the
+	// figures the HIS sent); its error is returned as is.
+	Check func(*policy.Result) error `json:"-"`
 }
 
 // Preview is a pre-settlement: the calculator's answer, nothing stored.
@@ -355,6 +359,11 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 		if err != nil {
 			return nil, err
 		}
+		if r.Check != nil {
+			if err := r.Check(p.res); err != nil {
+				return nil, err
+			}
+		}
 		st, err := s.commitPlan(ctx, p, r.PayMode, who.ID())
 		if err == nil {
 			return st, nil
@@ -560,9 +569,6 @@ func (s *Service) Complete(ctx context.Context, id, channel string) (*Settlement
 	if st.PsnCashPay > 0 {
 		ts = append(ts, ledger.Transfer{ID: id + ":psn_cash_pay", DebitAccountID: clear.ID, CreditAccountID: recv.ID, Amount: st.PsnCashPay,
 			Ledger: ledger.CNY, Code: "settlement", UserData: id, Leg: "psn_cash_pay"})
-	}
-	if len(ts) == 0 { // nothing reserved, nothing to collect: a zero bill
-		ts = nil
 	}
 	unit := engine.Unit{Accounts: []ledger.Account{clear, recv}, Transfers: ts}
 	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
