@@ -66,11 +66,9 @@ func Supported() []string {
 // the infno appended to the URL, if any.
 func (s *Service) Handle(ctx context.Context, body []byte, pathInfno string) *Response {
 	recv := s.now()
-	resp := &Response{Infcode: 0, RefmsgTime: recv.In(cst).Format("20060102150405.000")}
+	resp := &Response{Infcode: 0, RefmsgTime: millis(recv)}
 	finish := func(out any, err error) *Response {
-		resp.RespondTime = s.now().In(cst).Format("20060102150405.000")
-		resp.RefmsgTime = strings.ReplaceAll(resp.RefmsgTime, ".", "")
-		resp.RespondTime = strings.ReplaceAll(resp.RespondTime, ".", "")
+		resp.RespondTime = millis(s.now())
 		if err != nil {
 			resp.Infcode, resp.Output = -1, nil
 			var f *fail
@@ -173,6 +171,12 @@ func (s *Service) replay(ctx context.Context, r *Request, hash string) (*Respons
 		return nil, false, err
 	}
 	return &old, true, nil
+}
+
+// millis is the envelope's yyyyMMddHHmmssSSS.
+func millis(t time.Time) string {
+	t = t.In(cst)
+	return t.Format("20060102150405") + fmt.Sprintf("%03d", t.Nanosecond()/1e6)
 }
 
 func refID(admvs string, t time.Time) string {

@@ -98,25 +98,26 @@ var psnTypes = map[yibao.PersonCategory]string{
 	yibao.CategoryLowIncome: "1501", yibao.CategoryExtremePoverty: "1501", yibao.CategoryDisabled: "1501", yibao.CategorySpecialCare: "1501",
 }
 
-// certPerson resolves a credential (mdtrt_cert_type/no) to a psn_no.
-func (s *Service) certPerson(ctx context.Context, node, certType, certNo string) (string, error) {
+// certPerson resolves a credential (mdtrt_cert_type/no) to a psn_no, and
+// gives the number a visit records for it: the certificate id of an
+// ecToken, the masked number of a card.
+func (s *Service) certPerson(ctx context.Context, node, certType, certNo string) (psn, record string, err error) {
 	if err := need(node, "mdtrt_cert_no", certNo); err != nil {
-		return "", err
+		return "", "", err
 	}
 	switch certType {
 	case "01":
-		psn, _, err := s.ecert.TokenPerson(ctx, certNo)
-		return psn, err
+		return s.ecert.TokenPerson(ctx, certNo)
 	case "02", "03":
 		// 03 (社会保障卡) carries the ID number as the card's certno here:
 		// yibao issues no cards of its own.
 		psn, err := s.reg.PersonByIDNumber(sys(ctx), certNo)
 		if yibao.IsCode(err, yibao.CodeNotFound) {
-			return "", failf("%s.mdtrt_cert_no: 无此参保人 (no insured person with that number)", node)
+			return "", "", failf("%s.mdtrt_cert_no: 无此参保人 (no insured person with that number)", node)
 		}
-		return psn, err
+		return psn, yibao.MaskID(certNo), err
 	}
-	return "", failf("%s.mdtrt_cert_type %q 不在字典中 (01 医保电子凭证, 02 居民身份证, 03 社会保障卡)", node, certType)
+	return "", "", failf("%s.mdtrt_cert_type %q 不在字典中 (01 医保电子凭证, 02 居民身份证, 03 社会保障卡)", node, certType)
 }
 
 func (s *Service) person(ctx context.Context, psn string) (*yibao.Person, error) {
@@ -137,7 +138,7 @@ func personInfo(s *Service, ctx context.Context, r *Request) (any, string, error
 	if in.Data.CertType == "03" && in.Data.CardSn == "" {
 		return nil, "", failf("data.card_sn 不能为空 (required with mdtrt_cert_type 03)")
 	}
-	psn, err := s.certPerson(ctx, "data", in.Data.CertType, in.Data.CertNo)
+	psn, _, err := s.certPerson(ctx, "data", in.Data.CertType, in.Data.CertNo)
 	if err != nil {
 		return nil, "", err
 	}
@@ -199,7 +200,7 @@ func (s *Service) openVisit(ctx context.Context, r *Request, node, psn, certType
 			return nil, err
 		}
 	}
-	who, err := s.certPerson(ctx, node, certType, certNo)
+	who, certNoRec, err := s.certPerson(ctx, node, certType, certNo)
 	if err != nil {
 		return nil, err
 	}
@@ -209,12 +210,6 @@ func (s *Service) openVisit(ctx context.Context, r *Request, node, psn, certType
 	date, err := dateOf(node, "begntime", begntime)
 	if err != nil {
 		return nil, err
-	}
-	certNoRec := certNo
-	if certType != "01" {
-		certNoRec = yibao.MaskID(certNo)
-	} else if _, cert, err := s.ecert.TokenPerson(ctx, certNo); err == nil {
-		certNoRec = cert
 	}
 	v, err := s.settle.OpenVisit(ctx, settlement.VisitRequest{PsnNo: psn, FixmedinsCode: r.FixmedinsCode, Type: typ, Insutype: insutype,
 		DeptCode: dept, DeptName: deptName, BeginDate: date, MdtrtCertType: certType, MdtrtCertNo: certNoRec})
