@@ -32,17 +32,10 @@ func (s *Server) mountApp(mux *http.ServeMux) {
 	for _, rt := range s.appRoutes() {
 		mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
-	sub, _ := fs.Sub(web.App, "app")
-	files := http.StripPrefix("/app/", http.FileServerFS(sub))
-	mux.Handle("GET /app/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		files.ServeHTTP(w, r)
-	}))
-	mux.Handle("GET /app", http.RedirectHandler("/app/", http.StatusMovedPermanently))
-	mountStatic(mux, "cashier", web.Cashier)
-	mountStatic(mux, "admin", web.Admin)
+	const csp = "default-src 'self'; style-src 'self'; script-src 'self'"
+	mountStatic(mux, "app", web.App, csp+"; img-src 'self' data:")
+	mountStatic(mux, "cashier", web.Cashier, csp)
+	mountStatic(mux, "admin", web.Admin, csp)
 }
 
 func (s *Server) asOfficialChannel(c *call) *call {
@@ -72,12 +65,8 @@ func (s *Server) appConfirm(c *call) error {
 	if err := c.decode(&in); err != nil {
 		return err
 	}
-	pub, err := hexBytes(in.DeviceKey)
-	if err != nil {
-		return yibao.FieldError("device_public_key", "want hex")
-	}
 	c = s.asOfficialChannel(c)
-	b, err := s.ecert.ConfirmActivation(c.r.Context(), in.ActivationID, in.OTP, pub)
+	b, err := s.confirm(c, in.ActivationID, in.OTP, in.DeviceKey)
 	if err != nil {
 		return err
 	}
@@ -127,11 +116,11 @@ func (s *Server) appRender(c *call) error {
 
 // mountStatic serves an embedded page at /<name>/ with a strict
 // Content-Security-Policy (same-origin scripts and styles only).
-func mountStatic(mux *http.ServeMux, name string, files fs.FS) {
+func mountStatic(mux *http.ServeMux, name string, files fs.FS, csp string) {
 	sub, _ := fs.Sub(files, name)
 	h := http.StripPrefix("/"+name+"/", http.FileServerFS(sub))
 	mux.Handle("GET /"+name+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self'; script-src 'self'")
+		w.Header().Set("Content-Security-Policy", csp)
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		h.ServeHTTP(w, r)

@@ -91,15 +91,20 @@ func (s *Server) confirmActivation(c *call) error {
 	if err := c.decode(&in); err != nil {
 		return err
 	}
-	pub, err := hex.DecodeString(in.DeviceKey)
-	if err != nil {
-		return yibao.FieldError("device_public_key", "want hex")
-	}
-	b, err := s.ecert.ConfirmActivation(c.r.Context(), c.path("activation_id"), in.OTP, pub)
+	b, err := s.confirm(c, c.path("activation_id"), in.OTP, in.DeviceKey)
 	if err != nil {
 		return err
 	}
 	return c.json(http.StatusCreated, b)
+}
+
+// confirm binds the device whose public key (hex) the caller sent.
+func (s *Server) confirm(c *call, activationID, otp, deviceKeyHex string) (*ecert.Binding, error) {
+	pub, err := hex.DecodeString(deviceKeyHex)
+	if err != nil {
+		return nil, yibao.FieldError("device_public_key", "want hex")
+	}
+	return s.ecert.ConfirmActivation(c.r.Context(), activationID, otp, pub)
 }
 
 func (s *Server) listBindings(c *call) error {
@@ -221,5 +226,3 @@ func (s *Server) devSMS(c *call) error {
 	}
 	return c.json(http.StatusOK, map[string]any{"items": list, "simulator": true})
 }
-
-func hexBytes(s string) ([]byte, error) { return hex.DecodeString(s) }
