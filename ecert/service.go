@@ -16,7 +16,9 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,16 +184,8 @@ func (s *Service) Directory() *Directory {
 		d.Platforms = append(d.Platforms, DirectoryEntry{Admdvs: fmt.Sprintf("%06d", p.cert.Admdvs), KeyID: p.cert.KeyID,
 			PublicKey: hex.EncodeToString(p.cert.Public.Bytes()), Cert: hex.EncodeToString(p.cert.Bytes())})
 	}
-	sortEntries(d.Platforms)
+	slices.SortFunc(d.Platforms, func(a, b DirectoryEntry) int { return strings.Compare(a.Admdvs, b.Admdvs) })
 	return d
-}
-
-func sortEntries(es []DirectoryEntry) {
-	for i := 1; i < len(es); i++ {
-		for j := i; j > 0 && es[j].Admdvs < es[j-1].Admdvs; j-- {
-			es[j], es[j-1] = es[j-1], es[j]
-		}
-	}
 }
 
 // --- channels ---
