@@ -17,6 +17,13 @@ const (
 // DateLayout is the layout of calendar dates everywhere: API, database, CSV.
 const DateLayout = "2006-01-02"
 
+// ChinaTime is the zone of every calendar date the platform uses (UTC+8,
+// no daylight saving): visit dates, settlement dates, policy years.
+var ChinaTime = time.FixedZone("CST", 8*3600)
+
+// DateOf is the calendar date of t in China time, YYYY-MM-DD.
+func DateOf(t time.Time) string { return t.In(ChinaTime).Format(DateLayout) }
+
 var (
 	admdvsRe   = regexp.MustCompile(`^[1-9][0-9]{5}$`)
 	insutypeRe = regexp.MustCompile(`^[0-9]{3}$`)

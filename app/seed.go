@@ -153,7 +153,7 @@ func (a *App) seedMoney(ctx context.Context, d *demo.Dataset, r *SeedReport) err
 			return fmt.Errorf("seed family link: %w", err)
 		}
 	}
-	today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+	today := yibao.DateOf(time.Now())
 	type period = struct {
 		Start    string `json:"start"`
 		End      string `json:"end"`

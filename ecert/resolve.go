@@ -103,7 +103,7 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 	if err != nil {
 		return nil, err
 	}
-	covs, err := s.reg.CoveragesOn(ctx, psn, now.In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly))
+	covs, err := s.reg.CoveragesOn(ctx, psn, yibao.DateOf(now))
 	if err != nil {
 		return nil, err
 	}

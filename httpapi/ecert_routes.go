@@ -184,7 +184,7 @@ func (s *Server) ecertSummary(c *call) error {
 		return err
 	}
 	sys := yibao.WithPrincipal(ctx, yibao.System("ecert-self-service"))
-	today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+	today := yibao.DateOf(time.Now())
 	covs, err := s.registry.CoveragesOn(sys, psn, today)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"yibao"
 	"yibao/money"
 )
 
@@ -127,7 +128,7 @@ func (r *Request) validate(pathInfno string, now time.Time) error {
 	return nil
 }
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = yibao.ChinaTime
 
 // amount is an NHSA money value: a JSON number (or a numeric string) with
 // at most two decimals. It marshals as a JSON number.

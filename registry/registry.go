@@ -46,7 +46,7 @@ func (s *Service) today() time.Time {
 }
 
 // chinaTime is UTC+8; the platform keeps calendar dates in China time.
-var chinaTime = time.FixedZone("CST", 8*3600)
+var chinaTime = yibao.ChinaTime
 
 func micros(t time.Time) int64 { return t.UnixMicro() }
 

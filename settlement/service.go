@@ -98,7 +98,7 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 func (s *Service) today() string { return s.now().In(cst).Format(time.DateOnly) }
 
 // cst is China Standard Time: visit and settlement dates are local dates.
-var cst = time.FixedZone("CST", 8*3600)
+var cst = yibao.ChinaTime
 
 func newID(prefix string) string {
 	var b [10]byte

@@ -76,7 +76,7 @@ func benchSettleOn(ctx context.Context, name, dsn, dir string, n, clients int, s
 			psns = append(psns, c.PsnNo)
 		}
 	}
-	today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+	today := yibao.DateOf(time.Now())
 	var drugs []string
 	for _, it := range d.Catalog {
 		if it.Kind == yibao.ItemDrug && it.ValidFrom <= today && (it.ValidTo == "" || it.ValidTo >= today) {

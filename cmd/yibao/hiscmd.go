@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"yibao"
 	"yibao/auth"
 	"yibao/demo"
 	"yibao/nhsa/client"
@@ -49,7 +50,7 @@ func runHIS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		c.Signer = &auth.Signer{KeyID: key.KeyID, Secret: key.Secret}
 	}
 	// A person insured in the hospital's region, and a current class A drug.
-	today := time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)
+	today := yibao.DateOf(time.Now())
 	var psn, idNo, drug string
 	for _, cov := range d.Coverages {
 		if cov.Insutype == "310" && cov.Admdvs == "370100" && cov.EndDate == "" && psn == "" {
@@ -66,7 +67,7 @@ func runHIS(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			drug = it.Code
 		}
 	}
-	now := func() string { return time.Now().In(time.FixedZone("CST", 8*3600)).Format("2006-01-02 15:04:05") }
+	now := func() string { return time.Now().In(yibao.ChinaTime).Format("2006-01-02 15:04:05") }
 	step := func(infno, what string, input any) (map[string]any, error) {
 		out, err := c.Call(ctx, infno, input)
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"yibao"
 	"yibao/auth"
 )
 
@@ -64,7 +65,7 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (msgid %s): infcode -1: %s", e.Infno, e.Msgid, e.ErrMsg)
 }
 
-var cst = time.FixedZone("CST", 8*3600)
+var cst = yibao.ChinaTime
 
 func (c *Client) now() time.Time {
 	if c.Now != nil {
