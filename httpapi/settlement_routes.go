@@ -437,8 +437,7 @@ func (s *Server) ledgerAccount(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, map[string]any{"account": a, "balance": engine.Balance{AccountID: id, Posted: a.CreditBalance(),
-		Pending: a.CreditsPending - a.DebitsPending, Available: a.Available()}})
+	return c.json(http.StatusOK, map[string]any{"account": a, "balance": engine.BalanceOf(a)})
 }
 
 func (s *Server) ledgerStatement(c *call) error {

@@ -78,7 +78,13 @@ func (e *Engine) Balance(ctx context.Context, id string) (*Balance, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Balance{AccountID: id, Posted: a.CreditBalance(), Pending: a.CreditsPending - a.DebitsPending, Available: a.Available()}, nil
+	b := BalanceOf(a)
+	return &b, nil
+}
+
+// BalanceOf derives an account's balances.
+func BalanceOf(a *ledger.Account) Balance {
+	return Balance{AccountID: a.ID, Posted: a.CreditBalance(), Pending: a.CreditsPending - a.DebitsPending, Available: a.Available()}
 }
 
 // StatementLine is one transfer as seen from one account.
