@@ -17,27 +17,35 @@ import (
 // folder's layer (e.g. ledger/engine is a service-layer package only if
 // listed so).
 var layer = map[string]int{
-	"money":            0,
-	"":                 10, // the root domain package yibao
-	"policy":           20,
-	"ledger":           20,
-	"gmcrypto":         30,
-	"sqlstore":         30,
-	"demo":             35, // demo data; derives its demo keys with gmcrypto
-	"web":              30,
-	"sqlstore/sqltest": 40,
-	"ledger/engine":    40,
-	"ecert/code":       40,
-	"ecert":            60,
-	"nhsa":             65,
-	"delivery":         60,
-	"nhsa/client":      55,
-	"registry":         50,
-	"auth":             50,
-	"settlement":       60,
-	"httpapi":          70,
-	"app":              80,
-	"cmd/yibao":        90,
+	"money":              0,
+	"":                   10, // the root domain package yibao
+	"policy":             20,
+	"ledger":             20,
+	"gmcrypto":           30,
+	"sqlstore":           30,
+	"demo":               35, // demo data; derives its demo keys with gmcrypto
+	"web":                30,
+	"sqlstore/sqltest":   40,
+	"ledger/engine":      40,
+	"ecert/code":         40,
+	"ecert":              60,
+	"nhsa":               65,
+	"delivery":           60,
+	"nhsa/client":        55,
+	"registry":           50,
+	"auth":               50,
+	"settlement":         60,
+	"pay/channel":        30, // the wallet contract: types only
+	"sim":                30,
+	"pay/channel/wechat": 40, // adapters on the providers' SDKs
+	"pay/channel/alipay": 40,
+	"sim/wechatsim":      40, // the providers' servers, simulated
+	"sim/alipaysim":      40,
+	"sim/walletsim":      45,
+	"pay":                62,
+	"httpapi":            70,
+	"app":                80,
+	"cmd/yibao":          90,
 }
 
 // pure packages do calculation only: no database, network, files, clock

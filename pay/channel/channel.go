@@ -57,7 +57,9 @@ type DeclineError struct {
 	Message string
 }
 
-func (e *DeclineError) Error() string { return fmt.Sprintf("channel: declined: %s %s", e.Code, e.Message) }
+func (e *DeclineError) Error() string {
+	return fmt.Sprintf("channel: declined: %s %s", e.Code, e.Message)
+}
 
 // IsDeclined reports whether err is a definite refusal.
 func IsDeclined(err error) bool {
