@@ -165,3 +165,39 @@ func (s *Service) SelfService(ctx context.Context, bindingID, what string) (psn,
 // Verifier exposes the offline verifier with this platform's trusted keys
 // (benchmarks, terminals embedded in the same process).
 func (s *Service) Verifier() *code.Verifier { return s.verify }
+
+// Authorize checks a code the person's own device just made, to approve
+// something in the app (paying a bill pushed to the phone): the code must
+// verify, come from exactly this binding's device and never have been
+// used. It is consumed like a code shown at a counter. what names the
+// approval in the used-code record.
+func (s *Service) Authorize(ctx context.Context, bindingID, text, what string) (psn string, err error) {
+	if _, err := requireChannel(ctx); err != nil {
+		return "", err
+	}
+	now := s.now()
+	c, err := s.verify.Verify(text, now)
+	if err != nil {
+		return "", err
+	}
+	devHash := gmcrypto.SM3(c.Credential.Device.Bytes())
+	var certID, status string
+	err = s.db.QueryRow(ctx, `SELECT d.cert_id, d.status, e.psn_no FROM ecert_devices d JOIN ecerts e ON e.cert_id = d.cert_id
+		WHERE d.device_key_hash = ? AND d.binding_id = ?`, devHash[:], bindingID).Scan(&certID, &status, &psn)
+	if notFound(err) {
+		return "", yibao.Errorf(yibao.CodeBadSignature, "device_mismatch: the code was not made by this device")
+	}
+	if err != nil {
+		return "", err
+	}
+	if status != "active" || certID != c.Credential.CertID.String() {
+		return "", yibao.Errorf(yibao.CodeForbidden, "device_revoked: this device's e-certificate binding is not active")
+	}
+	id := c.ID()
+	_, err = s.db.Exec(ctx, `INSERT INTO ecert_used_codes (code_id, cert_id, fixmedins_code, binding_id, proxy_psn_no, used_at) VALUES (?, ?, ?, ?, '', ?)`,
+		id[:], certID, what, bindingID, now.UnixMicro())
+	if sqlstore.IsUniqueViolation(err) {
+		return "", yibao.Errorf(yibao.CodeConflict, "code_replayed: this code was already used; make a fresh one")
+	}
+	return psn, err
+}

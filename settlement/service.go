@@ -42,6 +42,11 @@ type Service struct {
 	// out-of-pocket payment before it voids itself (default 15 minutes).
 	PendingTTL time.Duration
 
+	// KeepPending, if set, is asked before an expired pending settlement
+	// is voided: true keeps it (the payment service has a charge whose
+	// outcome is not known yet, and voiding could strand paid money).
+	KeepPending func(ctx context.Context, setlID string) (bool, error)
+
 	mu       sync.RWMutex
 	policies map[string][]*policy.Policy // published versions by region, loaded lazily
 

@@ -31,6 +31,10 @@ const (
 
 	PayCash  = "cash"  // out-of-pocket part paid at the counter: completes at once
 	PayLater = "later" // out-of-pocket part paid later (wallet, mobile): pending until completed
+
+	// PayCounter completes a pending settlement with money taken at the
+	// counter (the wallet declined and the patient paid cash or card).
+	PayCounter = "counter"
 )
 
 // pendingBackstop is the ledger timeout of a pending leg: far beyond the
@@ -90,6 +94,10 @@ type SettleRequest struct {
 	// written and may refuse it (the national interface compares the
 	// figures the HIS sent); its error is returned as is.
 	Check func(*policy.Result) error `json:"-"`
+	// Also, if set, runs inside the settlement's own database transaction
+	// after the settlement row is written: what it writes (a payment
+	// order) commits with the settlement or not at all.
+	Also func(ctx context.Context, tx *sqlstore.Tx, st *Settlement) error `json:"-"`
 }
 
 // Preview is a pre-settlement: the calculator's answer, nothing stored.
@@ -364,7 +372,7 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 				return nil, err
 			}
 		}
-		st, err := s.commitPlan(ctx, p, r.PayMode, who.ID())
+		st, err := s.commitPlan(ctx, p, r.PayMode, who.ID(), r.Also)
 		if err == nil {
 			return st, nil
 		}
@@ -381,7 +389,7 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 	}
 }
 
-func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string) (*Settlement, error) {
+func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, also func(context.Context, *sqlstore.Tx, *Settlement) error) (*Settlement, error) {
 	now := s.now()
 	si := &p.res.SetlInfo
 	st := &Settlement{SetlID: newID("ST"), MdtrtID: p.v.MdtrtID, PsnNo: p.v.PsnNo, FixmedinsCode: p.v.FixmedinsCode,
@@ -451,6 +459,11 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string) 
 			st.Year, int64(st.MedfeeSumamt), int64(st.FundPaySumamt), int64(st.AcctPay), int64(st.PsnCashPay), string(inJSON), string(resJSON),
 			string(legJSON), st.Channel, who, micros(now), expires, resolved); err != nil {
 			return err
+		}
+		if also != nil {
+			if err := also(ctx, tx, st); err != nil {
+				return err
+			}
 		}
 		return outbox(ctx, tx, "settlement."+st.Status, st, now)
 	}
@@ -565,6 +578,9 @@ func (s *Service) Complete(ctx context.Context, id, channel string) (*Settlement
 		}
 	}
 	clear := ledger.ChannelClearing(channel)
+	if channel == PayCounter {
+		clear = ledger.PatientCash(st.FixmedinsCode) // paid at the counter after all
+	}
 	recv := ledger.HospitalReceivable(st.FixmedinsCode)
 	if st.PsnCashPay > 0 {
 		ts = append(ts, ledger.Transfer{ID: id + ":psn_cash_pay", DebitAccountID: clear.ID, CreditAccountID: recv.ID, Amount: st.PsnCashPay,
@@ -637,6 +653,14 @@ func (s *Service) Void(ctx context.Context, id string) (*Settlement, error) {
 // free to be corrected and settled again. Only a visit's latest live
 // settlement can be reversed. Reversing again returns the settlement.
 func (s *Service) Reverse(ctx context.Context, id string) (*Settlement, error) {
+	return s.ReverseRefunded(ctx, id, 0)
+}
+
+// ReverseRefunded reverses a completed settlement whose out-of-pocket leg
+// was already partly returned by refunds (cashRefunded fen, moved by the
+// payment service): the mirrored cash leg is reduced by that much, so the
+// hospital's receivable never gives back more than it got.
+func (s *Service) ReverseRefunded(ctx context.Context, id string, cashRefunded money.Fen) (*Settlement, error) {
 	st, err := s.loadSettlement(ctx, s.db, id, true)
 	if err != nil {
 		return nil, err
@@ -651,7 +675,17 @@ func (s *Service) Reverse(ctx context.Context, id string) (*Settlement, error) {
 	}
 	var ts []ledger.Transfer
 	for _, l := range st.Legs {
-		ts = append(ts, ledger.Transfer{ID: id + ":rev:" + l.Leg, DebitAccountID: l.Credit, CreditAccountID: l.Debit, Amount: l.Amount,
+		amt := l.Amount
+		if l.Leg == "psn_cash_pay" {
+			if cashRefunded > amt || cashRefunded < 0 {
+				return nil, yibao.Errorf(yibao.CodeInvalid, "settlement %s: %d fen refunded of a %d fen out-of-pocket leg", id, cashRefunded, amt)
+			}
+			amt -= cashRefunded
+			if amt == 0 {
+				continue
+			}
+		}
+		ts = append(ts, ledger.Transfer{ID: id + ":rev:" + l.Leg, DebitAccountID: l.Credit, CreditAccountID: l.Debit, Amount: amt,
 			Ledger: ledger.CNY, Code: "reversal", UserData: id, Leg: l.Leg})
 	}
 	if err := s.undo(ctx, st, ts, StatusCompleted, StatusReversed); err != nil {
@@ -728,6 +762,15 @@ func (s *Service) ExpirePending(ctx context.Context) (int, error) {
 	ctx = yibao.WithPrincipal(ctx, yibao.System("settlement-expiry"))
 	n := 0
 	for _, id := range ids {
+		if s.KeepPending != nil {
+			keep, err := s.KeepPending(ctx, id)
+			if err != nil {
+				return n, err
+			}
+			if keep {
+				continue // a payment is in flight: its owner resolves it
+			}
+		}
 		st, err := s.Void(ctx, id)
 		if err != nil {
 			if yibao.IsCode(err, yibao.CodePrecondition) || yibao.IsCode(err, yibao.CodeConflict) {
