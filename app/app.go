@@ -23,8 +23,10 @@ import (
 	"yibao/httpapi"
 	"yibao/ledger/engine"
 	"yibao/nhsa"
+	"yibao/pay"
 	"yibao/registry"
 	"yibao/settlement"
+	"yibao/sim/walletsim"
 	"yibao/sqlstore"
 )
 
@@ -42,6 +44,8 @@ type App struct {
 	Settle   *settlement.Service
 	Ecert    *ecert.Service
 	Delivery *delivery.Service
+	Pay      *pay.Service
+	Wallets  *walletsim.Server // the in-process wallet simulators, when configured
 	API      *httpapi.Server
 	master   []byte
 	keys     *gmcrypto.Keyring
@@ -114,9 +118,15 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return nil, fmt.Errorf("e-certificate platforms: %w", err)
 	}
 	a.Delivery = delivery.New(db, a.keys, log)
+	wallets, err := a.openWallets()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Pay = pay.New(db, a.Settle, a.Ecert, a.Ledger, wallets, pay.Config{NotifyBase: strings.TrimSuffix(cfg.PublicURL, "/") + "/api/v1/pay/notify"}, log)
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
-			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery}, log)
+			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay}, log)
 	return a, nil
 }
 
@@ -154,6 +164,9 @@ func loadMasterKey(cfg Config) ([]byte, error) {
 
 // Close stops the ledger writer and releases the database.
 func (a *App) Close() error {
+	if a.Wallets != nil {
+		a.Wallets.Close()
+	}
 	if a.Ledger != nil {
 		a.Ledger.Close()
 	}
@@ -199,10 +212,14 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+	if a.Config.PublicURL == "" {
+		a.Pay.SetNotifyBase("http://" + ln.Addr().String() + "/api/v1/pay/notify")
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	go a.Settle.Run(ctx, 5*time.Second)   // voids pending settlements nobody paid
 	go a.Delivery.Run(ctx, 2*time.Second) // sends outbox events to institutions' webhooks
+	go a.Pay.Run(ctx, 2*time.Second)      // resolves unknown wallet outcomes and open refunds
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())

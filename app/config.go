@@ -36,6 +36,13 @@ type Config struct {
 	SessionTTL         time.Duration `json:"session_ttl"`         // YIBAO_SESSION_TTL, e.g. 12h
 	AdminPassword      string        `json:"admin_password"`      // first-start admin password, YIBAO_ADMIN_PASSWORD; random if empty
 	EcertStepSeconds   int           `json:"ecert_step_seconds"`  // e-certificate code time step, YIBAO_ECERT_STEP_SECONDS; a code lives its step ±1
+	// Wallets: "sim" runs the WeChat Pay and Alipay simulators in-process
+	// (the default: the real providers are not reachable from here), an
+	// http:// URL uses a `yibao sim wallet` server there (keys shared
+	// through wallet_keys), "off" runs without wallet channels. YIBAO_WALLETS
+	Wallets    string `json:"wallets"`
+	WalletKeys string `json:"wallet_keys"` // folder of the wallet keys, YIBAO_WALLET_KEYS; default <data_dir>/wallet-keys
+	PublicURL  string `json:"public_url"`  // base URL wallets call back on, YIBAO_PUBLIC_URL; default http://<addr as bound>
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -50,6 +57,7 @@ func Defaults() Config {
 		PasswordIterations: 0, // gmcrypto's default
 		SessionTTL:         12 * time.Hour,
 		EcertStepSeconds:   20,
+		Wallets:            "sim",
 	}
 }
 
@@ -93,6 +101,9 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("YIBAO_LOG_LEVEL", &c.LogLevel)
 	str("YIBAO_LOG_FORMAT", &c.LogFormat)
 	str("YIBAO_ADMIN_PASSWORD", &c.AdminPassword)
+	str("YIBAO_WALLETS", &c.Wallets)
+	str("YIBAO_WALLET_KEYS", &c.WalletKeys)
+	str("YIBAO_PUBLIC_URL", &c.PublicURL)
 	for _, f := range []struct {
 		name string
 		dst  *int64
@@ -173,6 +184,12 @@ func (c *Config) Validate() error {
 	}
 	if c.EcertStepSeconds < 5 || c.EcertStepSeconds > 20 {
 		errs = append(errs, "ecert_step_seconds: must be between 5 and 20 (a code lives its step ±1: at most 60 s)")
+	}
+	if c.Wallets != "sim" && c.Wallets != "off" && !strings.HasPrefix(c.Wallets, "http://") && !strings.HasPrefix(c.Wallets, "https://") {
+		errs = append(errs, fmt.Sprintf("wallets %q: must be sim, off or the URL of a `yibao sim wallet` server", c.Wallets))
+	}
+	if c.WalletKeys == "" {
+		c.WalletKeys = filepath.Join(c.DataDir, "wallet-keys")
 	}
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		errs = append(errs, "admin_password: must be at least 8 characters")

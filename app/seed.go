@@ -11,6 +11,7 @@ import (
 	"yibao/ledger"
 	"yibao/ledger/engine"
 	"yibao/money"
+	"yibao/pay"
 	"yibao/registry"
 	"yibao/settlement"
 )
@@ -18,7 +19,7 @@ import (
 // SeedReport counts what Seed wrote.
 type SeedReport struct {
 	Regions, Schemes, Institutions, Catalog, Persons, Coverages, Users, APIKeys int
-	Policies, Accounts, Slots, Settlements, Channels                            int
+	Policies, Accounts, Slots, Settlements, Channels, Payers, Agreements        int
 	Funded                                                                      money.Fen
 	Took                                                                        time.Duration
 }
@@ -96,8 +97,41 @@ func (a *App) Seed(ctx context.Context, d *demo.Dataset) (*SeedReport, error) {
 			r.Channels++
 		}
 	}
+	if a.Wallets != nil && a.Pay != nil {
+		if err := a.seedWallets(ctx, d, r); err != nil {
+			return nil, err
+		}
+	}
 	r.Took = time.Since(start)
 	return r, nil
+}
+
+// DemoWalletBalance is what every demo person has in each simulated wallet.
+const DemoWalletBalance = money.Fen(1_000_000) // 10,000 yuan
+
+// seedWallets gives every demo person an account in both simulated
+// wallets and signs a WeChat Pay withholding agreement for the first few
+// employees of the capital region, so a one-code payment works at once.
+func (a *App) seedWallets(ctx context.Context, d *demo.Dataset, r *SeedReport) error {
+	a.RestoreWalletPayers(d)
+	r.Payers = 2 * len(d.Persons)
+	for _, psn := range demo.AgreementHolders(d) {
+		if _, err := a.Pay.SignAgreement(ctx, psn, "wechat", money.Yuan(2000)); err != nil {
+			return fmt.Errorf("seed agreement for %s: %w", psn, err)
+		}
+		r.Agreements++
+	}
+	return nil
+}
+
+// RestoreWalletPayers (re)creates the demo persons' simulated wallet
+// accounts: the simulators keep state in memory only.
+func (a *App) RestoreWalletPayers(d *demo.Dataset) {
+	for _, p := range d.Persons {
+		for _, ch := range []string{"wechat", "alipay"} {
+			a.Wallets.AddPayer(ch, pay.PayerRef(ch, p.PsnNo), int64(DemoWalletBalance))
+		}
+	}
 }
 
 // seedMoney publishes the demo policies, creates the chart of accounts,

@@ -307,3 +307,20 @@ func PersonsCSV(persons []yibao.Person, covs []yibao.Coverage) []byte {
 	w.Flush()
 	return b.Bytes()
 }
+
+// AgreementHolders are the persons the demo gives a WeChat Pay
+// withholding agreement (免密代扣): the second to fourth employees of the
+// capital region, so that the first (the browser test's patient) signs one
+// in the app.
+func AgreementHolders(d *Dataset) []string {
+	var out []string
+	for _, c := range d.Coverages {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+			out = append(out, c.PsnNo)
+		}
+	}
+	if len(out) > 4 {
+		out = out[1:4]
+	}
+	return out
+}

@@ -22,6 +22,12 @@ func (s *Server) appRoutes() []route {
 		{method: "POST", path: "/app/api/confirm", access: public, h: s.appConfirm},
 		{method: "GET", path: "/app/api/summary", access: public, h: s.appSummary},
 		{method: "POST", path: "/app/api/render", access: public, h: s.appRender},
+		{method: "GET", path: "/app/api/bills", access: public, h: s.appBills},
+		{method: "GET", path: "/app/api/bills/{pay_ord_id}", access: public, h: s.appBill},
+		{method: "POST", path: "/app/api/bills/{pay_ord_id}/confirm", access: public, h: s.appConfirmBill},
+		{method: "GET", path: "/app/api/agreements", access: public, h: s.appAgreements},
+		{method: "POST", path: "/app/api/agreements", access: public, h: s.appSignAgreement},
+		{method: "DELETE", path: "/app/api/agreements/{agreement_no}", access: public, h: s.appRevokeAgreement},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	forged   *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -20,7 +21,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help:    "HTTP request latency by route pattern.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route"}),
+		forged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "yibao_wallet_notifications_refused_total",
+			Help: "Wallet notifications whose signature or encryption did not verify, by channel.",
+		}, []string{"channel"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
+	reg.MustRegister(m.requests, m.duration, m.forged)
 	return m
 }

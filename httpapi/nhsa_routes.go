@@ -40,3 +40,24 @@ func (s *Server) nhsaCall(c *call) error {
 	enc.SetEscapeHTML(false)
 	return enc.Encode(resp)
 }
+
+// mobileRoutes are the mobile-payment center's paths (6201–6401).
+func (s *Server) mobileRoutes() []route {
+	var out []route
+	for path, infno := range nhsa.MobilePaths {
+		out = append(out, route{method: "POST", path: path, access: public, maxBody: 1 << 20, h: func(c *call) error { return s.mobileCall(c, infno) }})
+	}
+	return out
+}
+
+func (s *Server) mobileCall(c *call, infno string) error {
+	ctx := c.r.Context()
+	p, err := s.authenticate(c.r, c.body)
+	var resp nhsa.MobileResponse
+	if err != nil {
+		resp = nhsa.MobileResponse{Code: -1, Message: "认证失败 (" + string(yibao.ErrorCode(err)) + "): " + yibao.ErrorMessage(err)}
+	} else {
+		resp = s.nhsa.HandleMobile(yibao.WithPrincipal(ctx, p), s.pay, infno, c.body, p.Subject)
+	}
+	return c.json(http.StatusOK, resp)
+}

@@ -23,6 +23,7 @@ import (
 	"yibao/ecert"
 	"yibao/ledger/engine"
 	"yibao/nhsa"
+	"yibao/pay"
 	"yibao/registry"
 	"yibao/settlement"
 	"yibao/sqlstore"
@@ -45,6 +46,7 @@ type Server struct {
 	ecert    *ecert.Service
 	nhsa     *nhsa.Service
 	delivery *delivery.Service
+	pay      *pay.Service
 	ledger   *engine.Engine
 	log      *slog.Logger
 	routes   []route
@@ -63,6 +65,7 @@ type Deps struct {
 	Ecert      *ecert.Service
 	NHSA       *nhsa.Service
 	Delivery   *delivery.Service
+	Pay        *pay.Service
 }
 
 // New builds the server and its route table.
@@ -73,7 +76,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
@@ -96,7 +99,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi)
 	s.mountApp(mux)
 	if s.nhsa != nil {
-		for _, rt := range s.nhsaRoutes() {
+		routes := s.nhsaRoutes()
+		if s.pay != nil {
+			routes = append(routes, s.mobileRoutes()...)
+		}
+		for _, rt := range routes {
 			mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 		}
 	}

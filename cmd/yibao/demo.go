@@ -50,6 +50,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			rep.Regions, rep.Schemes, rep.Institutions, rep.Catalog, rep.Persons, rep.Coverages, rep.Users, rep.APIKeys)
 		fmt.Fprintf(stdout, "       %d policy versions, %d ledger accounts holding %s yuan, %d appointment slots, %d settled bills, in %s\n",
 			rep.Policies, rep.Accounts, rep.Funded, rep.Slots, rep.Settlements, rep.Took.Round(1e6))
+		if rep.Payers > 0 {
+			fmt.Fprintf(stdout, "       %d simulated wallet accounts, %d withholding agreements\n", rep.Payers, rep.Agreements)
+		}
+	} else if a.Wallets != nil {
+		a.RestoreWalletPayers(d) // the simulators forget everything when they stop
 	}
 	return a.Serve(ctx, func(addr string) {
 		base := "http://" + addr
@@ -57,6 +62,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "  patient     %s/app/      (e-certificate: activate with a demo person's ID number and name)\n", base)
 		fmt.Fprintf(stdout, "  cashier     %s/cashier/  (cashier.h37010000001 / cashier123: scan a code, settle)\n", base)
 		fmt.Fprintf(stdout, "  bureau      %s/admin/    (admin / admin123, and auditor / auditor123 to approve policies)\n", base)
+		if a.Wallets != nil {
+			fmt.Fprintf(stdout, "  wallets     %s  (WeChat Pay and Alipay simulators: every demo person has %s yuan in each)\n", a.Wallets.URL, app.DemoWalletBalance)
+		}
 		fmt.Fprintf(stdout, "  health      %s/healthz\n  API spec    %s/api/v1/openapi.json\n  metrics     %s/metrics\n\n", base, base, base)
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)
 		fmt.Fprintln(tw, "  login\tpassword\trole\tinstitution")

@@ -29,6 +29,8 @@ func commands() []command {
 		{"ledger", "ledger tools: yibao ledger check", runLedger},
 		{"his", "national-interface smoke test against a running platform: yibao his demo", runHIS},
 		{"ecert", "e-certificate simulators for the demo: yibao ecert activate|code|resolve", runEcert},
+		{"reconcile", "match a wallet's daily bill against the orders: yibao reconcile channel --channel wechat --date YYYY-MM-DD", runReconcile},
+		{"sim", "run the wallet simulators on their own port: yibao sim wallet", runSim},
 		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
 		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr", runBench},
 		{"version", "print the version", runVersion},

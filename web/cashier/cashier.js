@@ -1,11 +1,13 @@
 // The cashier's counter page: scan the e-certificate (a scanner gun types
 // the code and Enter), open the visit with the ecToken, add fee lines from
-// the catalog, show the split, settle, print, reverse. Keyboard only works.
+// the catalog, show the split, then settle and collect in one step (the
+// patient's wallet agreement, or the counter) with each leg's status;
+// print, refund. Keyboard only works.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
   let token = sessionStorage.getItem("yibao.cashier.token");
-  let me = null, ecToken = null, visit = null, settlement = null;
+  let me = null, ecToken = null, visit = null, order = null;
   const lines = [];
 
   function idem() { return "ui-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2); }
@@ -134,33 +136,74 @@
   $("presettle").addEventListener("click", async () => {
     ok();
     try {
-      const p = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/presettle", {});
+      const p = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/presettle", { acct_used_flag: $("acct").checked });
       showSplit(p.result.setlinfo, "预结算 pre-settlement — nothing has been charged yet");
       $("settle").disabled = false;
       $("settle").focus();
     } catch (e) { fail(e); }
   });
 
+  const legNames = { fund: "基金 Funds", acct: "个人账户 Personal account", self: "自付 Out of pocket" };
+  const statusNames = {
+    paying: "收费中 collecting", paid: "已支付 paid", declined: "钱包拒绝 declined", review: "待核查 held for review",
+    voided: "已取消 cancelled", refunded: "已退费 refunded", partially_refunded: "部分退费 partly refunded",
+  };
+
+  // showOrder draws the order's legs and the buttons its state allows.
+  function showOrder(o) {
+    order = o;
+    const tb = $("legs").tBodies[0];
+    tb.innerHTML = "";
+    for (const l of o.legs) {
+      const tr = tb.insertRow();
+      tr.dataset.leg = l.leg; tr.dataset.status = l.status;
+      tr.insertCell().textContent = legNames[l.leg] || l.leg;
+      const a = tr.insertCell(); a.textContent = yuan(l.amount); a.className = "num";
+      tr.insertCell().textContent = l.status;
+    }
+    $("legs").hidden = false;
+    const via = o.channel ? " · " + o.channel : "";
+    $("result").textContent = (statusNames[o.status] || o.status) + " · " + o.pay_ord_id + via + (o.reason ? " · " + o.reason : "");
+    $("result").dataset.status = o.status;
+    $("declined").hidden = o.status !== "declined";
+    $("after").hidden = !(o.status === "paid" || o.status === "partially_refunded");
+    if (o.status === "paid") $("print").focus();
+    if (o.status === "declined") $("collect").focus();
+  }
+
+  // follow polls an order whose out-of-pocket leg is still in flight.
+  async function follow(o) {
+    for (let i = 0; o.status === "paying" && i < 60; i++) {
+      await new Promise((r) => setTimeout(r, 1000));
+      o = await api("GET", "/api/v1/payments/" + o.pay_ord_id);
+      showOrder(o);
+    }
+  }
+
   $("settle").addEventListener("click", async () => {
     ok();
     try {
-      settlement = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/settle", { pay_mode: "cash" });
-      showSplit(settlement.result.setlinfo, "已结算 settled · " + settlement.setl_id + " · " + settlement.status);
-      $("result").dataset.status = settlement.status;
+      const o = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/pay", { channel: $("paywith").value, acct_used_flag: $("acct").checked });
       $("settle").disabled = true;
-      $("after").hidden = false;
-      $("print").focus();
+      showOrder(o);
+      await follow(o);
     } catch (e) { fail(e); }
   });
 
+  $("collect").addEventListener("click", async () => {
+    ok();
+    try { showOrder(await api("POST", "/api/v1/payments/" + order.pay_ord_id + "/collect", { channel: "counter" })); } catch (e) { fail(e); }
+  });
+  $("cancel").addEventListener("click", async () => {
+    ok();
+    try { showOrder(await api("POST", "/api/v1/payments/" + order.pay_ord_id + "/cancel")); } catch (e) { fail(e); }
+  });
   $("print").addEventListener("click", () => window.print());
-  $("reverse").addEventListener("click", async () => {
+  $("refund").addEventListener("click", async () => {
     ok();
     try {
-      const r = await api("POST", "/api/v1/settlements/" + settlement.setl_id + "/reverse");
-      $("result").textContent = "已撤销 reversed · " + r.setl_id;
-      $("result").dataset.status = r.status;
-      $("after").hidden = true;
+      await api("POST", "/api/v1/payments/" + order.pay_ord_id + "/refunds", { refund_no: "ALL", kind: "all", reason: "cashier" });
+      showOrder(await api("GET", "/api/v1/payments/" + order.pay_ord_id));
     } catch (e) { fail(e); }
   });
 

@@ -67,6 +67,13 @@ try {
   mkdirSync(join(root, "web", "test-results"), { recursive: true });
   await page.screenshot({ path: join(root, "web", "test-results", "app.png"), fullPage: true });
 
+  // The patient lets yibao charge a WeChat Pay wallet (the simulator) for
+  // out-of-pocket amounts up to 2,000 yuan per payment.
+  await page.selectOption("#ag-channel", "wechat");
+  await page.fill("#ag-limit", "2000.00");
+  await page.click("#f-agree button");
+  await page.waitForSelector("#agreements li[data-channel=wechat]");
+
   // The cashier, at /cashier, types the code as a scanner gun would
   // (the characters and Enter), opens the visit, adds a drug, sees the
   // split and settles — keyboard and clicks in a real browser.
@@ -91,10 +98,16 @@ try {
   await desk.waitForSelector("#hits li");
   await desk.click("#hits li");
   await desk.waitForSelector("#lines tbody tr");
+  await desk.uncheck("#acct"); // the wallet pays the whole self-pay part
   await desk.click("#presettle");
   await desk.waitForSelector("#split:not([hidden])");
+  // One-code payment: settle and charge the wallet in one step; every
+  // leg shows its status.
+  assert.equal(await desk.inputValue("#paywith"), "auto");
   await desk.click("#settle");
-  await desk.waitForSelector("#result[data-status=completed]");
+  await desk.waitForSelector("#result[data-status=paid]", { timeout: 30000 });
+  await desk.waitForSelector("#legs tr[data-leg=self][data-status=paid]");
+  await desk.waitForSelector("#legs tr[data-leg=fund][data-status=paid]");
   await desk.screenshot({ path: join(root, "web", "test-results", "cashier.png"), fullPage: true });
   // Labels: every input of the counter has one.
   const unlabelled = await desk.evaluate(() => [...document.querySelectorAll("input, select")]
@@ -112,6 +125,27 @@ try {
   assert.equal(first.status, 200, JSON.stringify(first.body));
   assert.equal(first.body.person.psn_no, person.psn_no);
   assert.ok(first.body.ec_token.length <= 40);
+  // Mobile payment: the hospital pushes a bill to the patient's phone;
+  // the patient confirms it in /app with a fresh signed code and pays the
+  // out-of-pocket part in the (simulated) Alipay wallet page.
+  const visit = (await api("POST", "/api/v1/visits", cashier, { psn_no: person.psn_no, fixmedins_code: "H37010000001", visit_type: "general_outpatient" })).body;
+  const withLines = (await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/fee-lines", cashier,
+    { lines: [{ feedetl_sn: "1", catalog_code: drug.code, unit_price: "260.00", quantity: "2" }] })).body;
+  const bill = await api("POST", "/api/v1/mobile-payments", cashier, { mdtrt_id: visit.mdtrt_id, med_org_ord: "HIS-" + visit.mdtrt_id,
+    medfee_sumamt: withLines.fee_lines[0].amount, acct_used_flag: false });
+  assert.equal(bill.status, 201, JSON.stringify(bill.body));
+  await page.reload();
+  await page.waitForSelector("#bills li[data-status=awaiting_patient] button", { timeout: 20000 });
+  await page.selectOption("#bill-channel", "alipay");
+  await page.click("#bills li[data-status=awaiting_patient] button");
+  await page.waitForSelector("#pay-link:not([hidden])");
+  const wallet = await browser.newPage({ viewport: { width: 420, height: 700 } });
+  await wallet.goto(await page.getAttribute("#pay-link", "href"));
+  await wallet.click("button[type=submit]");
+  await page.waitForSelector("#bills li[data-status=paid][data-id='" + bill.body.pay_ord_id + "']", { timeout: 30000 });
+  await page.screenshot({ path: join(root, "web", "test-results", "app-bills.png"), fullPage: true });
+  await wallet.close();
+
   // The bureau console: the dashboard charts, a new policy version drafted
   // from an existing one, replayed over this month's bills, submitted, and
   // approved by a second administrator.
@@ -146,7 +180,7 @@ try {
     .filter((el) => !el.labels || el.labels.length === 0).map((el) => el.id));
   assert.deepEqual(unlabelledAdmin, []);
   assert.deepEqual(errors, []);
-  console.log("ok  /app + /cashier + /admin: activated in Chromium, code scanned at the counter, visit settled, replay refused, refresh works; a policy drafted, replayed, submitted and approved by a second administrator");
+  console.log("ok  /app + /cashier + /admin: activated in Chromium, wallet agreement signed, code scanned at the counter, one-code payment charged the wallet, replay refused, refresh works, a mobile bill paid from the phone; a policy drafted, replayed, submitted and approved by a second administrator");
 } catch (e) {
   failed = true;
   console.error("FAIL /app:", e);

@@ -1,0 +1,272 @@
+package httpapi
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+
+	"yibao"
+	"yibao/money"
+	"yibao/pay"
+)
+
+// payRoutes are the payment-order, wallet-notification and
+// reconciliation routes.
+func (s *Server) payRoutes() []route {
+	return []route{
+		{method: "POST", path: "/api/v1/visits/{mdtrt_id}/pay", access: anyone, idempotent: true, h: s.payVisit},
+		{method: "GET", path: "/api/v1/payments", access: anyone, h: s.listPayments},
+		{method: "GET", path: "/api/v1/payments/{pay_ord_id}", access: anyone, h: s.getPayment},
+		{method: "POST", path: "/api/v1/payments/{pay_ord_id}/collect", access: anyone, idempotent: true, h: s.collectPayment},
+		{method: "POST", path: "/api/v1/payments/{pay_ord_id}/cancel", access: anyone, idempotent: true, h: s.cancelPayment},
+		{method: "POST", path: "/api/v1/payments/{pay_ord_id}/refunds", access: anyone, idempotent: true, h: s.refundPayment},
+		{method: "POST", path: "/api/v1/payments/{pay_ord_id}/resolve", access: staff, idempotent: true, h: s.resolvePayment},
+		{method: "POST", path: "/api/v1/mobile-payments", access: anyone, idempotent: true, maxBody: 4 << 20, h: s.createMobilePayment},
+		{method: "POST", path: "/api/v1/pay/notify/{channel}", access: public, h: s.walletNotify},
+		{method: "GET", path: "/api/v1/reconciliations", access: anyone, h: s.listReconciliations},
+		{method: "POST", path: "/api/v1/reconciliations", access: staff, h: s.reconcile},
+	}
+}
+
+func (s *Server) payVisit(c *call) error {
+	var in pay.PayRequest
+	if err := c.decodeOptional(&in); err != nil {
+		return err
+	}
+	o, err := s.pay.PayVisit(c.r.Context(), c.path("mdtrt_id"), in)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusCreated, o)
+}
+
+func (s *Server) listPayments(c *call) error {
+	n, err := c.limit()
+	if err != nil {
+		return err
+	}
+	out, err := s.pay.List(c.r.Context(), pay.OrderFilter{FixmedinsCode: c.query("fixmedins_code"), Status: c.query("status"), PsnNo: c.query("psn_no"), Limit: n})
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, map[string]any{"items": out})
+}
+
+func (s *Server) getPayment(c *call) error {
+	o, err := s.pay.Get(c.r.Context(), c.path("pay_ord_id"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, o)
+}
+
+func (s *Server) collectPayment(c *call) error {
+	var in pay.CollectRequest
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	o, err := s.pay.Collect(c.r.Context(), c.path("pay_ord_id"), in)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, o)
+}
+
+func (s *Server) cancelPayment(c *call) error {
+	o, err := s.pay.Cancel(c.r.Context(), c.path("pay_ord_id"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, o)
+}
+
+func (s *Server) refundPayment(c *call) error {
+	var in pay.RefundRequest
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	rf, err := s.pay.Refund(c.r.Context(), c.path("pay_ord_id"), in)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusCreated, rf)
+}
+
+func (s *Server) createMobilePayment(c *call) error {
+	var in pay.MobileRequest
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	o, err := s.pay.CreateMobile(c.r.Context(), in)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusCreated, o)
+}
+
+// walletNotify receives a wallet's callback. The adapter verifies the
+// signature (and decrypts); a forged one is counted, answered with a
+// failure and never applied. An unknown order is refused so the wallet
+// sends it again later.
+func (s *Server) walletNotify(c *call) error {
+	name := c.path("channel")
+	ch, err := s.pay.Channel(name)
+	if err != nil {
+		return yibao.Errorf(yibao.CodeNotFound, "no payment channel %q", name)
+	}
+	c.r.Body = io.NopCloser(bytes.NewReader(c.body))
+	n, err := ch.ParseNotification(c.r)
+	if err != nil {
+		s.metrics.forged.WithLabelValues(name).Inc()
+		s.log.WarnContext(c.r.Context(), "wallet notification refused", "channel", name, "err", err)
+		return c.json(http.StatusUnauthorized, map[string]string{"code": "FAIL", "message": "notification refused: signature or encryption did not verify"})
+	}
+	err = s.pay.Notify(c.r.Context(), name, n)
+	if err != nil && !errors.Is(err, pay.ErrOrphan) {
+		s.log.ErrorContext(c.r.Context(), "applying a wallet notification", "channel", name, "id", n.ID, "err", err)
+	}
+	c.status = http.StatusOK
+	if err != nil {
+		c.status = http.StatusInternalServerError
+	}
+	ch.AckNotification(c.w, err)
+	return nil
+}
+
+func (s *Server) reconcile(c *call) error {
+	var in struct {
+		Channel string `json:"channel"`
+		Date    string `json:"date"`
+	}
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	rep, err := s.pay.Reconcile(c.r.Context(), in.Channel, in.Date)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusCreated, map[string]any{"report": rep, "summary": rep.Summary()})
+}
+
+func (s *Server) listReconciliations(c *call) error {
+	out, err := s.pay.Reconciliations(c.r.Context(), c.query("channel"), c.query("date"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, map[string]any{"items": out})
+}
+
+// --- the patient app's bills and agreements ---
+
+func (s *Server) appPerson(c *call, what string) (string, string, error) {
+	id, err := s.appBinding(c)
+	if err != nil {
+		return "", "", err
+	}
+	c = s.asOfficialChannel(c)
+	psn, _, err := s.ecert.SelfService(c.r.Context(), id, what)
+	return psn, id, err
+}
+
+func (s *Server) appBills(c *call) error {
+	psn, _, err := s.appPerson(c, "bills")
+	if err != nil {
+		return err
+	}
+	out, err := s.pay.Bills(c.r.Context(), psn)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, map[string]any{"items": out})
+}
+
+func (s *Server) appBill(c *call) error {
+	psn, _, err := s.appPerson(c, "bill")
+	if err != nil {
+		return err
+	}
+	o, err := s.pay.Bill(c.r.Context(), psn, c.path("pay_ord_id"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, o)
+}
+
+// appConfirmBill pays a bill pushed to the phone. The page sends a code
+// its device key just signed: the same proof as showing the code at a
+// counter, consumed once.
+func (s *Server) appConfirmBill(c *call) error {
+	var in struct {
+		Code    string `json:"code"`
+		Channel string `json:"channel"`
+	}
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	id, err := s.appBinding(c)
+	if err != nil {
+		return err
+	}
+	c = s.asOfficialChannel(c)
+	psn, err := s.ecert.Authorize(c.r.Context(), id, in.Code, "pay:"+c.path("pay_ord_id"))
+	if err != nil {
+		return err
+	}
+	o, err := s.pay.Confirm(c.r.Context(), psn, c.path("pay_ord_id"), pay.ConfirmRequest{Channel: in.Channel})
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, o)
+}
+
+func (s *Server) appAgreements(c *call) error {
+	psn, _, err := s.appPerson(c, "agreements")
+	if err != nil {
+		return err
+	}
+	out, err := s.pay.Agreements(c.r.Context(), psn)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, map[string]any{"items": out, "channels": s.pay.Channels()})
+}
+
+func (s *Server) appSignAgreement(c *call) error {
+	var in struct {
+		Channel string    `json:"channel"`
+		Limit   money.Fen `json:"limit"`
+	}
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	psn, _, err := s.appPerson(c, "agreement")
+	if err != nil {
+		return err
+	}
+	a, err := s.pay.SignAgreement(c.r.Context(), psn, in.Channel, in.Limit)
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusCreated, a)
+}
+
+func (s *Server) appRevokeAgreement(c *call) error {
+	psn, _, err := s.appPerson(c, "agreement")
+	if err != nil {
+		return err
+	}
+	a, err := s.pay.RevokeAgreement(c.r.Context(), psn, c.path("agreement_no"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, a)
+}
+
+func (s *Server) resolvePayment(c *call) error {
+	o, err := s.pay.Resolve(c.r.Context(), c.path("pay_ord_id"))
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, o)
+}
