@@ -120,7 +120,7 @@ func (s *Server) walletNotify(c *call) error {
 	if err != nil {
 		s.metrics.forged.WithLabelValues(name).Inc()
 		s.log.WarnContext(c.r.Context(), "wallet notification refused", "channel", name, "err", err)
-		return c.json(http.StatusUnauthorized, map[string]string{"code": "FAIL", "message": "notification refused: signature or encryption did not verify"})
+		return yibao.Errorf(yibao.CodeBadSignature, "notification refused: its signature or encryption did not verify")
 	}
 	err = s.pay.Notify(c.r.Context(), name, n)
 	if err != nil && !errors.Is(err, pay.ErrOrphan) {

@@ -118,6 +118,17 @@ func TestDemoAnswersWithinTenSeconds(t *testing.T) {
 			t.Fatalf("his demo:\n%s", hisOut.String())
 		}
 	}
+
+	// The bureau reconciles today's bill of each simulated wallet.
+	for _, ch := range []string{"wechat", "alipay"} {
+		var recOut syncBuffer
+		if err := run(context.Background(), []string{"reconcile", "channel", "--url", base, "--channel", ch, "--password", m[1]}, &recOut, &recOut); err != nil {
+			t.Fatalf("yibao reconcile channel %s: %v\n%s", ch, err, recOut.String())
+		}
+		if !strings.Contains(recOut.String(), ch+" "+time.Now().In(time.FixedZone("CST", 8*3600)).Format(time.DateOnly)+": all") {
+			t.Fatalf("reconcile %s:\n%s", ch, recOut.String())
+		}
+	}
 }
 
 func TestCommandLine(t *testing.T) {
