@@ -270,3 +270,71 @@ func (s *Server) resolvePayment(c *call) error {
 	}
 	return c.json(http.StatusOK, o)
 }
+
+// appSettlements lists the person's own settlements (the receipts), newest
+// first, across every institution.
+func (s *Server) appSettlements(c *call) error {
+	psn, _, err := s.appPerson(c, "settlements")
+	if err != nil {
+		return err
+	}
+	ctx := yibao.WithPrincipal(c.r.Context(), yibao.System("app"))
+	list, err := s.settle.History(ctx, psn, 20)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		SetlID        string    `json:"setl_id"`
+		FixmedinsCode string    `json:"fixmedins_code"`
+		Kind          string    `json:"kind"`
+		Status        string    `json:"status"`
+		MedfeeSumamt  money.Fen `json:"medfee_sumamt"`
+		FundPaySumamt money.Fen `json:"fund_pay_sumamt"`
+		AcctPay       money.Fen `json:"acct_pay"`
+		PsnCashPay    money.Fen `json:"psn_cash_pay"`
+		CreatedAt     string    `json:"created_at"`
+	}
+	out := []row{}
+	for _, st := range list {
+		out = append(out, row{st.SetlID, st.FixmedinsCode, st.Kind, st.Status, st.MedfeeSumamt, st.FundPaySumamt, st.AcctPay, st.PsnCashPay,
+			st.CreatedAt.In(yibao.ChinaTime).Format("2006-01-02 15:04")})
+	}
+	return c.json(http.StatusOK, map[string]any{"items": out})
+}
+
+// appReceipt is one of the person's settlements with every fee line and
+// its split.
+func (s *Server) appReceipt(c *call) error {
+	psn, _, err := s.appPerson(c, "receipt")
+	if err != nil {
+		return err
+	}
+	ctx := yibao.WithPrincipal(c.r.Context(), yibao.System("app"))
+	st, err := s.settle.GetSettlement(ctx, c.path("setl_id"))
+	if err != nil || st.PsnNo != psn {
+		return yibao.Errorf(yibao.CodeNotFound, "receipt %s not found", c.path("setl_id"))
+	}
+	inst, err := s.registry.Institution(ctx, st.FixmedinsCode)
+	name := st.FixmedinsCode
+	if err == nil {
+		name = inst.Name
+	}
+	split := map[string]any{}
+	if st.Result != nil {
+		for _, l := range st.Result.Lines {
+			split[l.ID] = l
+		}
+	}
+	lines := []map[string]any{}
+	for _, l := range st.Lines {
+		lines = append(lines, map[string]any{"feedetl_sn": l.FeedetlSn, "name": l.Name, "class": l.Class, "unit_price": l.UnitPrice,
+			"quantity": l.Quantity, "amount": l.Amount, "split": split[l.FeedetlSn]})
+	}
+	var si any
+	if st.Result != nil {
+		si = st.Result.SetlInfo
+	}
+	return c.json(http.StatusOK, map[string]any{"setl_id": st.SetlID, "institution": name, "fixmedins_code": st.FixmedinsCode,
+		"status": st.Status, "kind": st.Kind, "created_at": st.CreatedAt.In(yibao.ChinaTime).Format("2006-01-02 15:04:05"),
+		"policy_version": st.PolicyVersion, "setlinfo": si, "fee_lines": lines, "legs": st.Legs})
+}

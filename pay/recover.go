@@ -74,7 +74,7 @@ func (s *Service) expired(ctx context.Context, o *Order) bool {
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	ctx = sys(ctx)
 	now := micros(s.now())
-	ids, err := s.ids(ctx, `SELECT pay_ord_id FROM payment_orders WHERE status = 'paying' AND check_at > 0 AND check_at <= ? ORDER BY check_at LIMIT 200`, now)
+	ids, err := s.db.Strings(ctx, `SELECT pay_ord_id FROM payment_orders WHERE status = 'paying' AND check_at > 0 AND check_at <= ? ORDER BY check_at LIMIT 200`, now)
 	if err != nil {
 		return 0, err
 	}
@@ -82,7 +82,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		s.check(ctx, id)
 	}
 	n := len(ids)
-	refunds, err := s.ids(ctx, `SELECT out_refund_no FROM payment_refunds WHERE status = 'processing' AND updated_at <= ? LIMIT 200`,
+	refunds, err := s.db.Strings(ctx, `SELECT out_refund_no FROM payment_refunds WHERE status = 'processing' AND updated_at <= ? LIMIT 200`,
 		micros(s.now().Add(-s.cfg.CheckAfter)))
 	if err != nil {
 		return n, err
@@ -100,7 +100,7 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 	n += len(refunds)
-	voided, err := s.ids(ctx, `SELECT o.pay_ord_id FROM payment_orders o JOIN settlements st ON st.setl_id = o.setl_id
+	voided, err := s.db.Strings(ctx, `SELECT o.pay_ord_id FROM payment_orders o JOIN settlements st ON st.setl_id = o.setl_id
 		WHERE o.status IN ('declined', 'paying') AND st.status = 'voided' LIMIT 200`)
 	if err != nil {
 		return n, err
@@ -133,23 +133,6 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 	return n + len(voided), nil
-}
-
-func (s *Service) ids(ctx context.Context, q string, args ...any) ([]string, error) {
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, rows.Err()
 }
 
 // Run sweeps every interval until ctx ends.

@@ -19,7 +19,7 @@ var Channels = []string{"wechat", "alipay", "unionpay"}
 func (s *Service) ChartAccounts(ctx context.Context) ([]ledger.Account, error) {
 	var out []ledger.Account
 	fund := func(a ledger.Account) { out = append(out, a, ledger.FundIncome(a.ID)) }
-	regions, err := column(ctx, s, `SELECT admdvs FROM regions ORDER BY admdvs`)
+	regions, err := s.db.Strings(ctx, `SELECT admdvs FROM regions ORDER BY admdvs`)
 	if err != nil {
 		return nil, err
 	}
@@ -53,14 +53,14 @@ func (s *Service) ChartAccounts(ctx context.Context) ([]ledger.Account, error) {
 			}
 		}
 	}
-	codes, err := column(ctx, s, `SELECT fixmedins_code FROM institutions ORDER BY fixmedins_code`)
+	codes, err := s.db.Strings(ctx, `SELECT fixmedins_code FROM institutions ORDER BY fixmedins_code`)
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range codes {
 		out = append(out, ledger.InstitutionAccounts(c)...)
 	}
-	psns, err := column(ctx, s, `SELECT DISTINCT psn_no FROM coverages WHERE insutype = '310' ORDER BY psn_no`)
+	psns, err := s.db.Strings(ctx, `SELECT DISTINCT psn_no FROM coverages WHERE insutype = '310' ORDER BY psn_no`)
 	if err != nil {
 		return nil, err
 	}
@@ -92,22 +92,4 @@ func (s *Service) EnsureChart(ctx context.Context) (int, error) {
 		accs = accs[n:]
 	}
 	return total, nil
-}
-
-// column reads one text column of a query.
-func column(ctx context.Context, s *Service, q string, args ...any) ([]string, error) {
-	rows, err := s.db.Query(ctx, q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }

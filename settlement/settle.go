@@ -755,7 +755,7 @@ func (s *Service) undo(ctx context.Context, st *Settlement, ts []ledger.Transfer
 // ExpirePending voids every pending settlement past its deadline and
 // returns how many it voided.
 func (s *Service) ExpirePending(ctx context.Context) (int, error) {
-	ids, err := column(ctx, s, `SELECT setl_id FROM settlements WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500`, micros(s.now()))
+	ids, err := s.db.Strings(ctx, `SELECT setl_id FROM settlements WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500`, micros(s.now()))
 	if err != nil {
 		return 0, err
 	}
