@@ -22,13 +22,40 @@
   }
   function fail(e) { $("error").textContent = e.message || String(e); }
 
+  // Language and large text: the page's fixed words come in <span
+  // class="zh"> / <span class="en"> pairs and CSS shows one; words made
+  // here go through t(). Both choices stay on this device.
+  let lang = localStorage.getItem("yibao.app.lang") || "zh";
+  const t = (zh, en) => (lang === "en" ? en : zh);
+  function applyPrefs() {
+    const root = document.documentElement;
+    root.classList.toggle("lang-en", lang === "en");
+    root.classList.toggle("lang-zh", lang !== "en");
+    root.lang = lang === "en" ? "en" : "zh-CN";
+    const large = localStorage.getItem("yibao.app.large") === "1";
+    root.classList.toggle("large", large);
+    $("lang").setAttribute("aria-pressed", String(lang === "en"));
+    $("large").setAttribute("aria-pressed", String(large));
+  }
+  $("lang").addEventListener("click", () => {
+    lang = lang === "en" ? "zh" : "en";
+    localStorage.setItem("yibao.app.lang", lang);
+    applyPrefs();
+    if (device) { summary(); bills(); receipts(); agreements(); }
+  });
+  $("large").addEventListener("click", () => {
+    localStorage.setItem("yibao.app.large", localStorage.getItem("yibao.app.large") === "1" ? "0" : "1");
+    applyPrefs();
+  });
+  applyPrefs();
+
   $("f-start").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     $("error").textContent = "";
     const f = new FormData(ev.target);
     try {
       activation = await api("activate", { id_number: f.get("id_number").trim().toUpperCase(), name: f.get("name").trim() });
-      $("sent").textContent = "验证码已发送至 " + activation.sent_to;
+      $("sent").textContent = t("验证码已发送至 ", "Code sent to ") + activation.sent_to;
       $("f-confirm").hidden = false;
     } catch (e) { fail(e); }
   });
@@ -72,14 +99,14 @@
       const box = $("limits");
       box.innerHTML = "";
       for (const a of s.accumulators || []) {
-        $("balance").textContent = "个人账户余额 Personal account: ¥" + a.acct_balc;
+        $("balance").textContent = t("个人账户余额：¥", "Personal account: ¥") + a.acct_balc;
         for (const l of a.limits || []) {
           if (l.period === "admission") continue;
           const used = Math.min(100, (100 * parseFloat(l.used)) / Math.max(0.01, parseFloat(l.amount)));
           const div = document.createElement("div");
           div.className = "limit";
-          div.textContent = (l.kind === "deductible" ? "起付线 deductible" : "封顶 cap") + " · " + l.visit_type +
-            "：已用 ¥" + l.used + " / ¥" + l.amount + "，剩余 ¥" + l.left;
+          div.textContent = (l.kind === "deductible" ? t("起付线", "Deductible") : t("封顶线", "Cap")) + " · " + l.visit_type +
+            t("：已用 ¥", ": used ¥") + l.used + " / ¥" + l.amount + t("，剩余 ¥", ", left ¥") + l.left;
           const track = document.createElement("div");
           track.className = "track";
           const bar = document.createElement("div");
@@ -93,8 +120,11 @@
     } catch (e) { /* the summary is a courtesy; the code still works */ }
   }
 
-  const statusText = { awaiting_patient: "待确认 waiting for you", paying: "支付中 paying", paid: "已支付 paid", declined: "钱包拒绝 declined",
-    voided: "已取消 cancelled", revoked: "医院已撤回 withdrawn", refunded: "已退款 refunded", partially_refunded: "部分退款 partly refunded", review: "核查中 under review" };
+  const statusWords = { awaiting_patient: ["待确认", "waiting for you"], paying: ["支付中", "paying"], paid: ["已支付", "paid"],
+    declined: ["钱包拒绝", "declined"], voided: ["已取消", "cancelled"], revoked: ["医院已撤回", "withdrawn"], refunded: ["已退款", "refunded"],
+    partially_refunded: ["部分退款", "partly refunded"], review: ["核查中", "under review"], completed: ["已结算", "settled"],
+    reversed: ["已撤销", "reversed"], pending: ["待支付", "pending"] };
+  const statusText = (s) => (statusWords[s] ? t(statusWords[s][0], statusWords[s][1]) : s);
 
   // bills lists the bills the hospitals pushed, each with its split and,
   // while waiting, a button that confirms it with a fresh signed code.
@@ -108,18 +138,19 @@
         li.className = "bill";
         li.dataset.id = b.pay_ord_id;
         li.dataset.status = b.status;
-        li.textContent = b.fixmedins_code + " · " + (b.med_org_ord || b.mdtrt_id) + " · 总额 ¥" + b.medfee_sumamt + "：医保 ¥" + b.fund_pay +
-          " + 个人账户 ¥" + b.acct_pay + " + 自付 ¥" + b.self_pay + " · " + (statusText[b.status] || b.status);
+        li.textContent = b.fixmedins_code + " · " + (b.med_org_ord || b.mdtrt_id) + t(" · 总额 ¥", " · total ¥") + b.medfee_sumamt +
+          t("：医保 ¥", ": insurance ¥") + b.fund_pay + t(" + 个人账户 ¥", " + account ¥") + b.acct_pay + t(" + 自付 ¥", " + you ¥") + b.self_pay +
+          " · " + statusText(b.status);
         if (b.status === "awaiting_patient") {
           const btn = document.createElement("button");
-          btn.textContent = "确认支付 Confirm and pay";
+          btn.textContent = t("确认支付", "Confirm and pay");
           btn.addEventListener("click", () => confirmBill(b));
           li.appendChild(btn);
         }
         if (b.status === "paying" && b.pay_url) showPayLink(b.pay_url);
         ul.appendChild(li);
       }
-      if (!r.items.length) ul.innerHTML = "<li class='hint'>暂无账单 No bills</li>";
+      if (!r.items.length) { const li = document.createElement("li"); li.className = "hint"; li.textContent = t("暂无账单", "No bills"); ul.appendChild(li); }
     } catch (e) { /* bills are a courtesy */ }
   }
   function showPayLink(url) { const a = $("pay-link"); a.href = url; a.hidden = false; }
@@ -130,7 +161,7 @@
     const code = YBCode.generate(device, Date.now(), counter); // a fresh code signed by this device is the approval
     try {
       const o = await api("bills/" + b.pay_ord_id + "/confirm", { code, channel: $("bill-channel").value });
-      $("bill-status").textContent = (statusText[o.status] || o.status) + " · " + o.pay_ord_id;
+      $("bill-status").textContent = statusText(o.status) + " · " + o.pay_ord_id;
       $("bill-status").dataset.status = o.status;
       if (o.pay_url) showPayLink(o.pay_url);
       bills();
@@ -147,10 +178,10 @@
         const li = document.createElement("li");
         li.className = "agreement";
         li.dataset.channel = a.channel;
-        li.textContent = a.channel + " · 每笔 ≤ ¥" + a.limit + " · " + a.agreement_no;
+        li.textContent = a.channel + t(" · 每笔 ≤ ¥", " · per payment ≤ ¥") + a.limit + " · " + a.agreement_no;
         const btn = document.createElement("button");
         btn.className = "secondary";
-        btn.textContent = "解除 Revoke";
+        btn.textContent = t("解除", "Revoke");
         btn.addEventListener("click", async () => {
           try { await api("agreements/" + a.agreement_no, undefined, "DELETE"); agreements(); } catch (e) { fail(e); }
         });
@@ -169,6 +200,57 @@
     } catch (e) { fail(e); }
   });
 
+  // receipts lists the person's settlements; one opens as a receipt
+  // with every fee line and its split.
+  async function receipts() {
+    try {
+      const r = await api("settlements");
+      const ul = $("receipts");
+      ul.innerHTML = "";
+      for (const st of r.items) {
+        const li = document.createElement("li");
+        li.className = "receipt-row";
+        li.dataset.id = st.setl_id;
+        const b = document.createElement("button");
+        b.className = "link";
+        b.textContent = st.created_at + " · " + st.fixmedins_code + " · ¥" + st.medfee_sumamt + t("（自付 ¥", " (you ¥") + st.psn_cash_pay +
+          t("）", ")") + " · " + statusText(st.status);
+        b.addEventListener("click", () => receipt(st.setl_id));
+        li.appendChild(b);
+        ul.appendChild(li);
+      }
+      if (!r.items.length) { const li = document.createElement("li"); li.className = "hint"; li.textContent = t("暂无结算", "No settlements yet"); ul.appendChild(li); }
+    } catch (e) { /* shown again on the next render */ }
+  }
+  async function receipt(id) {
+    try {
+      const r = await api("settlements/" + id);
+      $("r-title").textContent = r.institution;
+      $("r-meta").textContent = r.created_at + " · " + r.setl_id + " · " + statusText(r.status) + " · " + t("政策 ", "policy ") + r.policy_version;
+      const tb = $("r-lines").tBodies[0];
+      tb.innerHTML = "";
+      for (const l of r.fee_lines) {
+        const tr = tb.insertRow();
+        const self = l.split ? (parseFloat(l.split.fulamt_ownpay_amt) + parseFloat(l.split.preselfpay_amt) + parseFloat(l.split.overlmt_amt)).toFixed(2) : "";
+        [l.name + " ×" + l.quantity + " (" + ({ A: t("甲", "A"), B: t("乙", "B"), C: t("丙", "C") }[l.class] || l.class) + ")", "¥" + l.amount, self ? "¥" + self : ""]
+          .forEach((v, i) => { const c = tr.insertCell(); c.textContent = v; if (i) c.className = "num"; });
+      }
+      const si = r.setlinfo || {};
+      const tt = $("r-totals").tBodies[0];
+      tt.innerHTML = "";
+      for (const [zh, en, k] of [["医疗费总额", "Total", "medfee_sumamt"], ["基金支付", "Insurance funds", "fund_pay_sumamt"],
+        ["个人账户", "Personal account", "acct_pay"], ["个人现金", "You paid", "psn_cash_pay"]]) {
+        const tr = tt.insertRow();
+        tr.insertCell().textContent = t(zh, en);
+        const c = tr.insertCell(); c.textContent = "¥" + (si[k] || "0.00"); c.className = "num";
+      }
+      $("receipt").hidden = false;
+      $("receipt").dataset.id = r.setl_id;
+      $("r-close").focus();
+    } catch (e) { fail(e); }
+  }
+  $("r-close").addEventListener("click", () => { $("receipt").hidden = true; });
+
   $("refresh").addEventListener("click", showCode);
   $("forget").addEventListener("click", () => { localStorage.removeItem(KEY); device = null; render(); });
 
@@ -180,6 +262,7 @@
       showCode();
       summary();
       bills();
+      receipts();
       agreements();
       clearInterval(window.ybBills);
       window.ybBills = setInterval(bills, 5000);

@@ -146,6 +146,25 @@ try {
   await page.screenshot({ path: join(root, "web", "test-results", "app-bills.png"), fullPage: true });
   await wallet.close();
 
+  // The patient sees the receipts: the one-code bill from the counter
+  // with each fee line, and the totals.
+  await page.waitForSelector("#receipts li.receipt-row button");
+  const receipts = await page.$$("#receipts li.receipt-row");
+  assert.ok(receipts.length >= 2, "both settlements are listed");
+  await page.click("#receipts li.receipt-row button:has-text('¥1440.00')");
+  await page.waitForSelector("#receipt:not([hidden]) #r-lines tbody tr");
+  assert.match(await page.textContent("#r-totals"), /¥1440\.00/);
+  // English and large text, for the patient who wants them.
+  await page.click("#lang");
+  assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
+  assert.equal((await page.innerText("header h1")).trim(), "Medical-insurance e-certificate");
+  await page.click("#large");
+  assert.ok(await page.evaluate(() => parseFloat(getComputedStyle(document.body).fontSize)) >= 21, "large text is larger");
+  await page.screenshot({ path: join(root, "web", "test-results", "app-receipt-en-large.png"), fullPage: true });
+  await page.click("#lang");
+  await page.click("#large");
+  assert.equal((await page.innerText("header h1")).trim(), "医保电子凭证");
+
   // The bureau console: the dashboard charts, a new policy version drafted
   // from an existing one, replayed over this month's bills, submitted, and
   // approved by a second administrator.
@@ -168,6 +187,13 @@ try {
   await adm.waitForSelector("#replay-rows tbody tr");
   await adm.click("#policies tr[data-version='370100-2028.1'] button:has-text('Submit')");
   await adm.waitForFunction(() => document.querySelector("#policies tr[data-version='370100-2028.1']").textContent.includes("submitted"));
+  // Today's WeChat Pay bill against the orders: the one-code payment above
+  // is in both, so nothing differs; the chart compares the two sides.
+  await adm.selectOption("#rc-channel", "wechat");
+  await adm.click("#reconcile");
+  await adm.waitForSelector("#rc-summary[data-differences]");
+  assert.match(await adm.textContent("#rc-summary"), /wechat \d{4}-\d{2}-\d{2}: all [1-9]\d* rows match/);
+  assert.ok((await adm.$$("#chart-recon rect")).length === 4, "reconciliation chart has four bars");
   await adm.screenshot({ path: join(root, "web", "test-results", "admin.png"), fullPage: true });
   await adm.click("#logout");
   await adm.fill("#u", "auditor");
@@ -176,7 +202,7 @@ try {
   await adm.waitForSelector("#policies tr[data-version='370100-2028.1']");
   await adm.click("#policies tr[data-version='370100-2028.1'] button:has-text('Approve')");
   await adm.waitForFunction(() => document.querySelector("#policies tr[data-version='370100-2028.1']").textContent.includes("published"));
-  const unlabelledAdmin = await adm.evaluate(() => [...document.querySelectorAll("input, textarea")]
+  const unlabelledAdmin = await adm.evaluate(() => [...document.querySelectorAll("input, textarea, select")]
     .filter((el) => !el.labels || el.labels.length === 0).map((el) => el.id));
   assert.deepEqual(unlabelledAdmin, []);
   assert.deepEqual(errors, []);
