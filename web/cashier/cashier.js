@@ -2,7 +2,8 @@
 // the code and Enter), open the visit with the ecToken, add fee lines from
 // the catalog, show the split, then settle and collect in one step (the
 // patient's wallet agreement, or the counter) with each leg's status;
-// print, refund. Keyboard only works.
+// print, refund. Keyboard only works. The camera can stand in for the
+// scanner gun: jsQR (vendor/, Apache-2.0) reads the code from the video.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -17,7 +18,10 @@
     if (method !== "GET") h["Idempotency-Key"] = idem();
     const r = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error((data.code ? data.code + ": " : "") + (data.message || r.status));
+    if (!r.ok) {
+      const issues = (data.issues || []).map((i) => (i.field ? i.field + ": " : "") + i.message).join("; ");
+      throw new Error((data.code ? data.code + ": " : "") + (data.message || r.status) + (issues ? " — " + issues : ""));
+    }
     return data;
   }
   const fail = (e) => { $("error").textContent = e.message || String(e); };
@@ -44,11 +48,11 @@
     } catch (e) { fail(e); }
   });
 
-  $("scan").addEventListener("keydown", async (ev) => {
-    if (ev.key !== "Enter") return;
-    ev.preventDefault(); ok();
-    const code = $("scan").value.trim();
-    $("scan").value = "";
+  // resolveCode is the one path from a scanned code to the patient panel,
+  // whether the scanner gun typed it or the camera read it. back is where
+  // the focus returns when the code is refused.
+  async function resolveCode(code, back) {
+    ok();
     try {
       const r = await api("POST", "/api/v1/ecert/resolve", { code });
       ecToken = r.ec_token;
@@ -56,47 +60,219 @@
       $("p-cov").textContent = r.coverages.map((c) => c.insutype + " " + c.admdvs).join(", ") || "无有效参保 no coverage today";
       $("patient").hidden = false;
       $("vtype").focus();
-    } catch (e) { fail(e); $("scan").focus(); }
+    } catch (e) { fail(e); back.focus(); }
+  }
+
+  $("scan").addEventListener("keydown", (ev) => {
+    if (ev.key !== "Enter") return;
+    ev.preventDefault();
+    const code = $("scan").value.trim();
+    $("scan").value = "";
+    if (!code) return;
+    stopCamera();
+    resolveCode(code, $("scan"));
   });
+
+  // The camera: the rear camera's video, a frame every ~150 ms drawn to a
+  // canvas and given to jsQR; the first code that is an e-certificate
+  // (YB1:…) stops the camera and goes the scanner gun's way.
+  const SAMPLE_MS = 150;
+  let stream = null, sampler = null;
+  const canvas = document.createElement("canvas");
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+
+  function camStatus(text) { $("cam-status").textContent = text; }
+
+  function stopCamera() {
+    clearTimeout(sampler); sampler = null;
+    if (stream) { for (const t of stream.getTracks()) t.stop(); stream = null; }
+    $("cam-video").srcObject = null;
+    $("cam").hidden = true;
+    $("camera").setAttribute("aria-expanded", "false");
+  }
+
+  function cameraError(e) {
+    switch (e && e.name) {
+      case "NotAllowedError": case "SecurityError":
+        return "摄像头权限被拒绝：请在浏览器地址栏允许本页使用摄像头，或改用扫码枪 · Camera permission was denied: allow this page to use the camera in the browser, or use the scanner gun.";
+      case "NotFoundError": case "OverconstrainedError": case "DevicesNotFoundError":
+        return "未找到摄像头：请连接摄像头，或改用扫码枪 · No camera was found: connect one, or use the scanner gun.";
+      case "NotReadableError": case "TrackStartError": case "AbortError":
+        return "摄像头无法打开（可能被其他程序占用） · The camera could not be started (another program may be using it).";
+      default:
+        return "摄像头无法打开 The camera could not be started: " + ((e && e.message) || String(e));
+    }
+  }
+
+  async function openCamera() {
+    ok();
+    if (stream) return;
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      fail(new Error("此浏览器或页面无法使用摄像头（需 HTTPS 或本机地址）：请改用扫码枪 · No camera is available to this page (it needs HTTPS or localhost): use the scanner gun."));
+      return;
+    }
+    if (typeof window.jsQR !== "function") { fail(new Error("扫码组件未加载 The QR reader (vendor/jsQR) did not load.")); return; }
+    try {
+      const s = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" }, audio: false });
+      if (stream) { for (const t of s.getTracks()) t.stop(); return; } // opened twice
+      stream = s;
+    } catch (e) { fail(new Error(cameraError(e))); $("camera").focus(); return; }
+    const video = $("cam-video");
+    video.srcObject = stream;
+    $("cam").hidden = false;
+    $("camera").setAttribute("aria-expanded", "true");
+    camStatus("请患者出示医保码 Hold the patient's code up to the camera");
+    $("cam-close").focus();
+    try { await video.play(); } catch (e) { /* muted video; a frame still arrives */ }
+    sampler = setTimeout(sample, SAMPLE_MS);
+  }
+
+  function sample() {
+    sampler = null;
+    if (!stream) return;
+    const video = $("cam-video");
+    const w = video.videoWidth, h = video.videoHeight;
+    if (w && h && video.readyState >= 2) {
+      // Large frames are scaled down: jsQR's time grows with the pixels.
+      const k = Math.min(1, 960 / Math.max(w, h));
+      canvas.width = Math.round(w * k); canvas.height = Math.round(h * k);
+      ctx.drawImage(video, 0, 0, canvas.width, canvas.height);
+      const img = ctx.getImageData(0, 0, canvas.width, canvas.height);
+      const found = window.jsQR(img.data, img.width, img.height, { inversionAttempts: "dontInvert" });
+      if (found && found.data) {
+        const text = found.data.trim();
+        if (text.startsWith("YB1:")) {
+          stopCamera();
+          resolveCode(text, $("camera"));
+          return;
+        }
+        camStatus("这不是医保电子凭证 That QR code is not an e-certificate (YB1:…)");
+      }
+    }
+    sampler = setTimeout(sample, SAMPLE_MS);
+  }
+
+  $("camera").addEventListener("click", openCamera);
+  $("cam-close").addEventListener("click", () => { stopCamera(); $("camera").focus(); });
+  // Esc closes the camera wherever the focus is.
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && stream) { ev.preventDefault(); stopCamera(); $("camera").focus(); }
+  });
+  window.addEventListener("pagehide", () => stopCamera());
 
   $("open").addEventListener("click", async () => {
     ok();
     try {
       visit = await api("POST", "/api/v1/visits", { ec_token: ecToken, fixmedins_code: me.fixmedins_code, visit_type: $("vtype").value });
+      // A new visit starts with an empty bill.
+      order = null; lines.length = 0;
+      $("lines").tBodies[0].innerHTML = ""; clearHits(); $("q").value = "";
+      $("settle").disabled = true; $("split").hidden = true; $("legs").hidden = true;
+      $("declined").hidden = true; $("after").hidden = true;
+      $("result").textContent = ""; delete $("result").dataset.status;
       $("mdtrt").textContent = visit.mdtrt_id;
       $("visit").hidden = false;
       $("q").focus();
     } catch (e) { fail(e); }
   });
 
-  let searchTimer = null;
+  // The catalog search is a combobox: the results are a listbox with one
+  // tab stop (roving tabindex). Down or Tab from the search enters the
+  // list, the arrows, Home and End move, Enter or Space adds the line,
+  // Esc (or Up on the first result) goes back to the search.
+  let searchTimer = null, searchSeq = 0;
+  const hitItems = () => [...$("hits").children];
+  function clearHits() {
+    $("hits").innerHTML = "";
+    $("q").setAttribute("aria-expanded", "false");
+  }
+  function selectHit(li, focus) {
+    for (const o of hitItems()) {
+      const on = o === li;
+      o.tabIndex = on ? 0 : -1;
+      o.setAttribute("aria-selected", on ? "true" : "false");
+    }
+    if (li && focus) li.focus();
+  }
+  async function search() {
+    clearTimeout(searchTimer); searchTimer = null;
+    const q = $("q").value.trim();
+    const seq = ++searchSeq;
+    if (!q) { clearHits(); return []; }
+    try {
+      const page = await api("GET", "/api/v1/catalog?limit=8&q=" + encodeURIComponent(q));
+      if (seq !== searchSeq) return null; // a newer search is on its way
+      // The old list goes; a focus inside it goes back to the search.
+      if ($("hits").contains(document.activeElement)) $("q").focus();
+      clearHits();
+      const ul = $("hits");
+      const today = chinaToday();
+      page.items.forEach((it, i) => {
+        const li = document.createElement("li");
+        li.id = "hit-" + i;
+        li.setAttribute("role", "option");
+        li.dataset.code = it.code;
+        li.textContent = it.name + " · " + it.code + " · " + ({ A: "甲", B: "乙", C: "丙" }[it.class] || it.class);
+        // Items not in force today stay in the list, marked, and are not added.
+        if ((it.valid_from && it.valid_from > today) || (it.valid_to && it.valid_to < today)) {
+          li.setAttribute("aria-disabled", "true");
+          li.append(" · 今日不可用 not valid today (" + (it.valid_from || "…") + "–" + (it.valid_to || "…") + ")");
+        }
+        li.addEventListener("click", () => addLine(it, li));
+        li.addEventListener("keydown", (ev) => {
+          const all = hitItems(), at = all.indexOf(li);
+          let to = null;
+          switch (ev.key) {
+            case "Enter": case " ": ev.preventDefault(); addLine(it, li); return;
+            case "ArrowDown": to = all[Math.min(at + 1, all.length - 1)]; break;
+            case "ArrowUp": if (at === 0) { ev.preventDefault(); $("q").focus(); return; } to = all[at - 1]; break;
+            case "Home": to = all[0]; break;
+            case "End": to = all[all.length - 1]; break;
+            case "Escape": ev.preventDefault(); $("q").focus(); return;
+            default: return;
+          }
+          ev.preventDefault();
+          selectHit(to, true);
+        });
+        ul.appendChild(li);
+      });
+      if (page.items.length) { $("q").setAttribute("aria-expanded", "true"); selectHit(ul.firstElementChild, false); }
+      return page.items;
+    } catch (e) { if (seq === searchSeq) fail(e); return null; }
+  }
   $("q").addEventListener("input", () => {
     clearTimeout(searchTimer);
-    searchTimer = setTimeout(async () => {
-      const q = $("q").value.trim();
-      const ul = $("hits");
-      ul.innerHTML = "";
-      if (!q) return;
-      try {
-        const page = await api("GET", "/api/v1/catalog?limit=8&q=" + encodeURIComponent(q));
-        for (const it of page.items) {
-          const li = document.createElement("li");
-          li.tabIndex = 0;
-          li.setAttribute("role", "option");
-          li.dataset.code = it.code;
-          li.textContent = it.name + " · " + it.code + " · " + ({ A: "甲", B: "乙", C: "丙" }[it.class] || it.class);
-          li.addEventListener("click", () => addLine(it));
-          li.addEventListener("keydown", (ev) => { if (ev.key === "Enter") addLine(it); });
-          ul.appendChild(li);
-        }
-      } catch (e) { fail(e); }
-    }, 150);
+    searchTimer = setTimeout(search, 150);
+  });
+  $("q").addEventListener("keydown", async (ev) => {
+    if (ev.key === "ArrowDown" || ev.key === "Enter") {
+      ev.preventDefault();
+      // A result list still to come (typed fast, or a barcode and Enter).
+      if (searchTimer !== null || !hitItems().length) await search();
+      const all = hitItems();
+      if (!all.length) return;
+      // Enter on a search with a single result (a full code) adds it.
+      if (ev.key === "Enter" && all.length === 1 && !all[0].getAttribute("aria-disabled")) { all[0].click(); return; }
+      selectHit(all.find((o) => o.tabIndex === 0) || all[0], true);
+    } else if (ev.key === "Escape") {
+      clearHits();
+    }
   });
 
-  async function addLine(it) {
+  // chinaToday is today's date in China (UTC+8), as the platform dates fee lines.
+  function chinaToday() { return new Date(Date.now() + 8 * 3600e3).toISOString().slice(0, 10); }
+
+  let adding = false;
+  async function addLine(it, li) {
+    if (adding) return; // Enter pressed twice
     ok();
+    if (li && li.getAttribute("aria-disabled") === "true") {
+      fail(new Error(it.name + " " + it.code + " 今日不在目录有效期内 is not valid today (" + (it.valid_from || "…") + "–" + (it.valid_to || "…") + ")"));
+      return;
+    }
     const price = $("price").value.trim(), qty = $("qty").value.trim();
     if (!/^\d+(\.\d{1,2})?$/.test(price) || !(parseFloat(qty) > 0)) { fail(new Error("单价须为金额，数量须大于 0 (price in yuan, quantity > 0)")); return; }
+    adding = true;
     try {
       const sn = String(lines.length + 1);
       visit = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/fee-lines",
@@ -110,9 +286,21 @@
           const td = tr.insertCell(); td.textContent = v; if (i >= 2) td.className = "num";
         });
       }
-      $("hits").innerHTML = ""; $("q").value = ""; $("presettle").focus();
-    } catch (e) { fail(e); }
+      clearHits(); $("q").value = "";
+      staleSplit();
+      // The next item, or Tab on to the account and pre-settlement.
+      $("q").focus();
+    } catch (e) { fail(e); } finally { adding = false; }
   }
+
+  // staleSplit: a change of the lines or of the account flag after a
+  // pre-settlement needs a new one before settling.
+  function staleSplit() {
+    if ($("settle").disabled || order) return;
+    $("settle").disabled = true;
+    $("result").textContent = "明细已变更，请重新预结算 · The bill changed: pre-settle again";
+  }
+  $("acct").addEventListener("change", staleSplit);
 
   function showSplit(si, title) {
     const total = parseFloat(si.medfee_sumamt) || 1;
@@ -169,6 +357,8 @@
     $("after").hidden = !(o.status === "paid" || o.status === "partially_refunded");
     if (o.status === "paid") $("print").focus();
     if (o.status === "declined") $("collect").focus();
+    // Done with this bill (refunded, cancelled): on to the next patient.
+    if (o.status === "refunded" || o.status === "voided") $("scan").focus();
   }
 
   // follow polls an order whose out-of-pocket leg is still in flight.
