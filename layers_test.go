@@ -28,6 +28,9 @@ var layer = map[string]int{
 	"sqlstore/sqltest":   40,
 	"ledger/engine":      40,
 	"ecert/code":         40,
+	"audit/tlog":         40, // the transparency log (tessera), signers, proofs
+	"audit":              45, // entries written in the services' transactions; the sequencer
+	"audit/witness":      45,
 	"ecert":              60,
 	"nhsa":               65,
 	"delivery":           60,

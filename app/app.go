@@ -15,7 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"yibao"
+	"yibao/audit"
+	"yibao/audit/tlog"
 	"yibao/auth"
 	"yibao/delivery"
 	"yibao/ecert"
@@ -35,20 +39,24 @@ var Version = "dev"
 
 // App is a running platform: database, services and HTTP handler.
 type App struct {
-	Config   Config
-	Log      *slog.Logger
-	DB       *sqlstore.DB
-	Registry *registry.Service
-	Auth     *auth.Service
-	Ledger   *engine.Engine
-	Settle   *settlement.Service
-	Ecert    *ecert.Service
-	Delivery *delivery.Service
-	Pay      *pay.Service
-	Wallets  *walletsim.Server // the in-process wallet simulators, when configured
-	API      *httpapi.Server
-	master   []byte
-	keys     *gmcrypto.Keyring
+	Config    Config
+	Log       *slog.Logger
+	DB        *sqlstore.DB
+	Registry  *registry.Service
+	Auth      *auth.Service
+	Ledger    *engine.Engine
+	Settle    *settlement.Service
+	Ecert     *ecert.Service
+	Delivery  *delivery.Service
+	Pay       *pay.Service
+	Audit     *audit.Writer
+	TLog      *tlog.Log // the transparency log of the audit entries
+	LogKeys   *audit.Keys
+	Sequencer *audit.Sequencer
+	Wallets   *walletsim.Server // the in-process wallet simulators, when configured
+	API       *httpapi.Server
+	master    []byte
+	keys      *gmcrypto.Keyring
 }
 
 // OpenStore validates cfg, opens and migrates the database and builds the
@@ -108,6 +116,8 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.Settle = settlement.New(db, a.Registry, a.Ledger, log)
+	a.Audit = audit.NewWriter(a.master)
+	a.Settle.Audit = a.Audit
 	if _, err := a.Settle.EnsureChart(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("chart of accounts: %w", err)
@@ -124,9 +134,15 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.Pay = pay.New(db, a.Settle, a.Ecert, a.Ledger, wallets, pay.Config{NotifyBase: strings.TrimSuffix(cfg.PublicURL, "/") + "/api/v1/pay/notify"}, log)
+	a.Pay.Audit = a.Audit
+	if err := a.openLog(ctx); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
-			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay}, log)
+			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay,
+			Audit: &audit.Store{DB: db, Log: a.TLog}, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
 	return a, nil
 }
 
@@ -166,6 +182,9 @@ func loadMasterKey(cfg Config) ([]byte, error) {
 func (a *App) Close() error {
 	if a.Wallets != nil {
 		a.Wallets.Close()
+	}
+	if a.TLog != nil {
+		a.TLog.Close()
 	}
 	if a.Ledger != nil {
 		a.Ledger.Close()
@@ -217,9 +236,10 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go a.Settle.Run(ctx, 5*time.Second)   // voids pending settlements nobody paid
-	go a.Delivery.Run(ctx, 2*time.Second) // sends outbox events to institutions' webhooks
-	go a.Pay.Run(ctx, 2*time.Second)      // resolves unknown wallet outcomes and open refunds
+	go a.Settle.Run(ctx, 5*time.Second)           // voids pending settlements nobody paid
+	go a.Delivery.Run(ctx, 2*time.Second)         // sends outbox events to institutions' webhooks
+	go a.Pay.Run(ctx, 2*time.Second)              // resolves unknown wallet outcomes and open refunds
+	go a.Sequencer.Run(ctx, 200*time.Millisecond) // appends audit entries to the transparency log
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -234,3 +254,24 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	a.Log.Info("shutting down")
 	return srv.Shutdown(shutCtx)
 }
+
+// openLog opens the transparency log under <data_dir>/log with checkpoint
+// keys derived from the master secret, and its sequencer.
+func (a *App) openLog(ctx context.Context) error {
+	klog.SetSlogLogger(a.Log) // tessera logs through klog: into our logs, at our level
+	keys, err := audit.DeriveKeys(a.master, a.Config.LogOrigin)
+	if err != nil {
+		return fmt.Errorf("log keys: %w", err)
+	}
+	a.LogKeys = keys
+	a.TLog, err = tlog.Open(ctx, tlog.Config{Dir: filepath.Join(a.Config.DataDir, "log"), Origin: a.Config.LogOrigin, Ed25519: keys.Ed25519, SM2: keys.SM2})
+	if err != nil {
+		return fmt.Errorf("transparency log: %w", err)
+	}
+	a.Sequencer = audit.NewSequencer(a.DB, a.TLog, a.Log)
+	return nil
+}
+
+// AuditKeys are the transparency log's checkpoint keys (derived from the
+// master secret; tools such as `yibao log verify` need only the store).
+func (a *App) AuditKeys() (*audit.Keys, error) { return audit.DeriveKeys(a.master, a.Config.LogOrigin) }

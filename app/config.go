@@ -43,6 +43,7 @@ type Config struct {
 	Wallets    string `json:"wallets"`
 	WalletKeys string `json:"wallet_keys"` // folder of the wallet keys, YIBAO_WALLET_KEYS; default <data_dir>/wallet-keys
 	PublicURL  string `json:"public_url"`  // base URL wallets call back on, YIBAO_PUBLIC_URL; default http://<addr as bound>
+	LogOrigin  string `json:"log_origin"`  // the transparency log's checkpoint origin, YIBAO_LOG_ORIGIN
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -58,6 +59,7 @@ func Defaults() Config {
 		SessionTTL:         12 * time.Hour,
 		EcertStepSeconds:   20,
 		Wallets:            "sim",
+		LogOrigin:          "yibao.local/log",
 	}
 }
 
@@ -104,6 +106,7 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("YIBAO_WALLETS", &c.Wallets)
 	str("YIBAO_WALLET_KEYS", &c.WalletKeys)
 	str("YIBAO_PUBLIC_URL", &c.PublicURL)
+	str("YIBAO_LOG_ORIGIN", &c.LogOrigin)
 	for _, f := range []struct {
 		name string
 		dst  *int64
@@ -187,6 +190,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Wallets != "sim" && c.Wallets != "off" && !strings.HasPrefix(c.Wallets, "http://") && !strings.HasPrefix(c.Wallets, "https://") {
 		errs = append(errs, fmt.Sprintf("wallets %q: must be sim, off or the URL of a `yibao sim wallet` server", c.Wallets))
+	}
+	if c.LogOrigin == "" || strings.ContainsAny(c.LogOrigin, " \n+") {
+		errs = append(errs, "log_origin: a name without spaces or '+', e.g. yibao.example/log")
 	}
 	if c.WalletKeys == "" {
 		c.WalletKeys = filepath.Join(c.DataDir, "wallet-keys")

@@ -24,6 +24,7 @@ func (s *Server) appRoutes() []route {
 		{method: "POST", path: "/app/api/render", access: public, h: s.appRender},
 		{method: "GET", path: "/app/api/settlements", access: public, h: s.appSettlements},
 		{method: "GET", path: "/app/api/settlements/{setl_id}", access: public, h: s.appReceipt},
+		{method: "GET", path: "/app/api/settlements/{setl_id}/receipt.json", access: public, h: s.appSettlementReceipt},
 		{method: "GET", path: "/app/api/bills", access: public, h: s.appBills},
 		{method: "GET", path: "/app/api/bills/{pay_ord_id}", access: public, h: s.appBill},
 		{method: "POST", path: "/app/api/bills/{pay_ord_id}/confirm", access: public, h: s.appConfirmBill},

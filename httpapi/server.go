@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/auth"
 	"yibao/delivery"
 	"yibao/ecert"
@@ -47,12 +48,16 @@ type Server struct {
 	nhsa     *nhsa.Service
 	delivery *delivery.Service
 	pay      *pay.Service
-	ledger   *engine.Engine
-	log      *slog.Logger
-	routes   []route
-	metrics  *metrics
-	promReg  *prometheus.Registry
-	now      func() time.Time
+	audit    *audit.Store
+	// auditOrigin and auditKeys describe the log for verifiers.
+	auditOrigin string
+	auditKeys   []string
+	ledger      *engine.Engine
+	log         *slog.Logger
+	routes      []route
+	metrics     *metrics
+	promReg     *prometheus.Registry
+	now         func() time.Time
 }
 
 // Deps are the services the API serves.
@@ -66,6 +71,11 @@ type Deps struct {
 	NHSA       *nhsa.Service
 	Delivery   *delivery.Service
 	Pay        *pay.Service
+	Audit      *audit.Store
+	// AuditOrigin and AuditKeys describe the transparency log (its
+	// checkpoint origin and the note verifier keys).
+	AuditOrigin string
+	AuditKeys   []string
 }
 
 // New builds the server and its route table.
@@ -76,7 +86,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
@@ -98,6 +108,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /api/v1/openapi.json", s.openapi)
 	s.mountApp(mux)
+	if s.audit != nil {
+		mux.Handle("GET /log/", http.StripPrefix("/log", s.audit.Log.Handler()))
+	}
 	if s.nhsa != nil {
 		routes := s.nhsaRoutes()
 		if s.pay != nil {

@@ -78,7 +78,7 @@ func (s *Service) CreateMobile(ctx context.Context, r MobileRequest) (*Order, er
 		if err := s.insert(ctx, tx, o, "uploaded", "bill "+r.MedOrgOrd+" sent to the patient's phone"); err != nil {
 			return err
 		}
-		return outbox(ctx, tx, "payment.awaiting_patient", o, s.now())
+		return s.outbox(ctx, tx, "payment.awaiting_patient", o, s.now())
 	})
 	if err != nil {
 		return nil, err

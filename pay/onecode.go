@@ -155,7 +155,7 @@ func (s *Service) insert(ctx context.Context, tx *sqlstore.Tx, o *Order, what, d
 		return err
 	}
 	if o.Status == StatusPaid {
-		return outbox(ctx, tx, "payment.paid", o, now)
+		return s.outbox(ctx, tx, "payment.paid", o, now)
 	}
 	return nil
 }

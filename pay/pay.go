@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/ecert"
 	"yibao/ledger/engine"
 	"yibao/money"
@@ -154,7 +155,10 @@ type Service struct {
 	channels map[string]channel.Channel
 	cfg      Config
 	now      func() time.Time
-	log      *slog.Logger
+
+	// Audit records the orders' states and refunds (nil: none).
+	Audit *audit.Writer
+	log   *slog.Logger
 }
 
 // New returns the service. channels are the wallet adapters by name.
@@ -382,15 +386,32 @@ func event(ctx context.Context, tx *sqlstore.Tx, id string, at time.Time, what, 
 	return err
 }
 
-// outbox queues a signed webhook event for the order's institution.
-func outbox(ctx context.Context, tx *sqlstore.Tx, topic string, o *Order, now time.Time) error {
+// outbox queues a signed webhook event for the order's institution and
+// records the order's new state in the audit trail, in the same
+// transaction.
+func (s *Service) outbox(ctx context.Context, tx *sqlstore.Tx, topic string, o *Order, now time.Time) error {
 	payload, _ := json.Marshal(map[string]any{"pay_ord_id": o.PayOrdID, "setl_id": o.SetlID, "mdtrt_id": o.MdtrtID, "psn_no": o.PsnNo,
 		"fixmedins_code": o.FixmedinsCode, "med_org_ord": o.MedOrgOrd, "status": o.Status, "channel": o.Channel,
 		"medfee_sumamt": o.MedfeeSumamt, "fund_pay": o.FundPay, "acct_pay": o.AcctPay, "self_pay": o.SelfPay, "refunded": o.Refunded,
 		"transaction_id": o.TransactionID})
-	_, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, subject, payload, created_at, fixmedins_code, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		newID("EV"), topic, o.PayOrdID, string(payload), micros(now), o.FixmedinsCode, micros(now))
-	return err
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, subject, payload, created_at, fixmedins_code, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		newID("EV"), topic, o.PayOrdID, string(payload), micros(now), o.FixmedinsCode, micros(now)); err != nil {
+		return err
+	}
+	actor := ""
+	if p := yibao.PrincipalFrom(ctx); p != nil {
+		actor = p.ID()
+	}
+	legs := map[string]any{
+		"fund": map[string]string{"amount": o.FundPay.String(), "status": o.fundState},
+		"acct": map[string]string{"amount": o.AcctPay.String(), "status": o.acctState},
+		"self": map[string]string{"amount": o.SelfPay.String(), "status": o.selfState},
+	}
+	return s.Audit.Record(ctx, tx, audit.Entry{ID: fmt.Sprintf("payment:%s:%s:%d", o.PayOrdID, o.Status, o.version), Kind: audit.KindPayment,
+		At: audit.Stamp(now), Actor: actor, Subject: o.PayOrdID, Data: map[string]any{"pay_ord_id": o.PayOrdID, "mode": o.Mode,
+			"setl_id": o.SetlID, "person": s.Audit.Person(o.PsnNo), "fixmedins_code": o.FixmedinsCode, "status": o.Status, "channel": o.Channel,
+			"out_trade_no": o.OutTradeNo, "transaction_id": o.TransactionID, "medfee_sumamt": o.MedfeeSumamt.String(),
+			"refunded": o.Refunded.String(), "legs": legs}})
 }
 
 // transition moves an order from one of the given states under its
@@ -477,7 +498,7 @@ func (s *Service) transition(ctx context.Context, tx *sqlstore.Tx, o *Order, c c
 		}
 	}
 	if c.topic != "" {
-		if err := outbox(ctx, tx, c.topic, o, now); err != nil {
+		if err := s.outbox(ctx, tx, c.topic, o, now); err != nil {
 			return false, err
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/ledger"
 	"yibao/ledger/engine"
 	"yibao/money"
@@ -266,6 +267,12 @@ func (s *Service) refundDone(ctx context.Context, rf *Refund, status, refundID s
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil
+		}
+		if err := s.Audit.Record(ctx, tx, audit.Entry{ID: "refund:" + rf.OutRefundNo + ":" + status, Kind: audit.KindRefund, At: audit.Stamp(s.now()),
+			Actor: rf.CreatedBy, Subject: rf.PayOrdID, Data: map[string]any{"pay_ord_id": rf.PayOrdID, "out_refund_no": rf.OutRefundNo,
+				"refund_no": rf.RefundNo, "kind": rf.Kind, "amount": rf.Amount.String(), "channel": rf.Channel, "out_trade_no": rf.OutTradeNo,
+				"status": status, "refund_id": refundID}}); err != nil {
+			return err
 		}
 		return event(ctx, tx, rf.PayOrdID, s.now(), "refund_"+status, fmt.Sprintf("%s: %s yuan %s", rf.RefundNo, rf.Amount, refundID))
 	})

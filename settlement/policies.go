@@ -3,10 +3,13 @@ package settlement
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"time"
 
 	"yibao"
+	"yibao/audit"
+	"yibao/gmcrypto"
 	"yibao/policy"
 	"yibao/sqlstore"
 )
@@ -162,8 +165,18 @@ func (s *Service) movePolicy(ctx context.Context, admdvs, version, from, to, not
 				return err
 			}
 		}
-		_, err = tx.Exec(ctx, `UPDATE policies SET `+set+` WHERE admdvs = ? AND version = ?`, append(args, admdvs, version)...)
-		return err
+		if _, err = tx.Exec(ctx, `UPDATE policies SET `+set+` WHERE admdvs = ? AND version = ?`, append(args, admdvs, version)...); err != nil {
+			return err
+		}
+		// The audit trail keeps each move with the SM3 of the exact document.
+		var doc string
+		if err := tx.QueryRow(ctx, `SELECT doc FROM policies WHERE admdvs = ? AND version = ?`, admdvs, version).Scan(&doc); err != nil {
+			return err
+		}
+		sum := gmcrypto.SM3([]byte(doc))
+		return s.Audit.Record(ctx, tx, audit.Entry{ID: "policy:" + admdvs + ":" + version + ":" + to, Kind: audit.KindPolicy,
+			At: audit.Stamp(s.now()), Actor: who, Subject: admdvs + "/" + version, Data: map[string]any{"admdvs": admdvs, "version": version,
+				"from": from, "to": to, "effective_from": v.EffectiveFrom, "effective_to": v.EffectiveTo, "doc_sm3": hex.EncodeToString(sum[:]), "note": note}})
 	})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/ledger/engine"
 	"yibao/policy"
 	"yibao/registry"
@@ -46,6 +47,9 @@ type Service struct {
 	// is voided: true keeps it (the payment service has a charge whose
 	// outcome is not known yet, and voiding could strand paid money).
 	KeepPending func(ctx context.Context, setlID string) (bool, error)
+
+	// Audit records every settlement state in the audit trail (nil: none).
+	Audit *audit.Writer
 
 	mu       sync.RWMutex
 	policies map[string][]*policy.Policy // published versions by region, loaded lazily

@@ -9,7 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"encoding/hex"
+
 	"yibao"
+	"yibao/audit"
+	"yibao/gmcrypto"
 	"yibao/ledger"
 	"yibao/ledger/engine"
 	"yibao/money"
@@ -465,7 +469,7 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 				return err
 			}
 		}
-		return outbox(ctx, tx, "settlement."+st.Status, st, now)
+		return s.outbox(ctx, tx, "settlement."+st.Status, st, now)
 	}
 	if _, err := s.led.Submit(ctx, unit); err != nil {
 		return nil, err
@@ -474,13 +478,57 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 }
 
 // outbox records an event in the same transaction as the change.
-func outbox(ctx context.Context, tx *sqlstore.Tx, topic string, st *Settlement, now time.Time) error {
+// outbox queues the settlement's webhook event and records its audit
+// entry, both inside the settlement's own transaction.
+func (s *Service) outbox(ctx context.Context, tx *sqlstore.Tx, topic string, st *Settlement, now time.Time) error {
 	payload, _ := json.Marshal(map[string]any{"setl_id": st.SetlID, "mdtrt_id": st.MdtrtID, "psn_no": st.PsnNo,
 		"fixmedins_code": st.FixmedinsCode, "status": st.Status, "medfee_sumamt": st.MedfeeSumamt,
 		"fund_pay_sumamt": st.FundPaySumamt, "acct_pay": st.AcctPay, "psn_cash_pay": st.PsnCashPay})
-	_, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, subject, payload, created_at, fixmedins_code, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		newID("EV"), topic, st.SetlID, string(payload), micros(now), st.FixmedinsCode, micros(now))
-	return err
+	if _, err := tx.Exec(ctx, `INSERT INTO outbox (id, topic, subject, payload, created_at, fixmedins_code, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		newID("EV"), topic, st.SetlID, string(payload), micros(now), st.FixmedinsCode, micros(now)); err != nil {
+		return err
+	}
+	return s.Audit.Record(ctx, tx, s.auditEntry(ctx, st, now))
+}
+
+// auditAccount names a ledger account in an audit entry: personal
+// accounts (named by the person number) by the person's reference.
+func (s *Service) auditAccount(id string) string {
+	if psn, ok := strings.CutPrefix(id, "acct:"); ok {
+		return "acct:" + s.Audit.Person(psn)
+	}
+	return id
+}
+
+// auditEntry is a settlement's state as the audit log keeps it: the
+// figures and legs, the person only as a salted reference, the fee lines
+// as an SM3 digest.
+func (s *Service) auditEntry(ctx context.Context, st *Settlement, now time.Time) audit.Entry {
+	legs := make([]map[string]any, 0, len(st.Legs))
+	for _, l := range st.Legs {
+		legs = append(legs, map[string]any{"leg": l.Leg, "debit": s.auditAccount(l.Debit), "credit": s.auditAccount(l.Credit), "amount": l.Amount.String()})
+	}
+	data := map[string]any{"setl_id": st.SetlID, "mdtrt_id": st.MdtrtID, "person": s.Audit.Person(st.PsnNo),
+		"fixmedins_code": st.FixmedinsCode, "insutype": st.Insutype, "insu_admdvs": st.InsuAdmdvs, "policy_version": st.PolicyVersion,
+		"kind": st.Kind, "segment": st.Segment, "pay_mode": st.PayMode, "status": st.Status, "channel": st.Channel,
+		"medfee_sumamt": st.MedfeeSumamt.String(), "fund_pay_sumamt": st.FundPaySumamt.String(), "acct_pay": st.AcctPay.String(),
+		"psn_cash_pay": st.PsnCashPay.String(), "legs": legs}
+	if len(st.Lines) > 0 {
+		lines := make([]string, 0, len(st.Lines))
+		for _, l := range st.Lines {
+			lines = append(lines, l.FeedetlSn+"|"+l.CatalogCode+"|"+l.Amount.String())
+		}
+		b, _ := json.Marshal(lines)
+		sum := gmcrypto.SM3(b)
+		data["fee_lines_sm3"] = hex.EncodeToString(sum[:])
+		data["fee_lines"] = len(st.Lines)
+	}
+	actor := ""
+	if p := yibao.PrincipalFrom(ctx); p != nil {
+		actor = p.ID()
+	}
+	return audit.Entry{ID: "settlement:" + st.SetlID + ":" + st.Status, Kind: audit.KindSettlement, At: audit.Stamp(now), Actor: actor,
+		Subject: st.SetlID, Data: data}
 }
 
 const settlementCols = `setl_id, mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, policy_version, kind, segment, pay_mode, status, acc_year,
@@ -599,7 +647,7 @@ func (s *Service) Complete(ctx context.Context, id, channel string) (*Settlement
 			return yibao.Errorf(yibao.CodeConflict, "settlement %s changed meanwhile", id)
 		}
 		st.Status = StatusCompleted
-		return outbox(ctx, tx, "settlement.completed", st, now)
+		return s.outbox(ctx, tx, "settlement.completed", st, now)
 	}
 	if _, err := s.led.Submit(ctx, unit); err != nil {
 		return nil, err
@@ -746,7 +794,7 @@ func (s *Service) undo(ctx context.Context, st *Settlement, ts []ledger.Transfer
 			return err
 		}
 		st.Status = to
-		return outbox(ctx, tx, "settlement."+to, st, now)
+		return s.outbox(ctx, tx, "settlement."+to, st, now)
 	}
 	_, err := s.led.Submit(ctx, unit)
 	return err
