@@ -555,6 +555,44 @@
   });
   $("k-secret-done").addEventListener("click", () => { hideSecret(); $("k-create").focus(); });
 
+  // The audit log: entries with their log index; "verify" fetches the
+  // receipt and checks it here, in the browser, against the log's
+  // published Ed25519 key (tlogverify.js) — not by trusting the server's word.
+  let logInfo = null;
+  async function auditLog() {
+    logInfo = await api("GET", "/api/v1/audit/log");
+    const lines = logInfo.checkpoint.split("\n");
+    $("log-head").textContent = "日志 log " + lines[0] + " · " + lines[1] + " 条 entries · root " + lines[2].slice(0, 16) + "…";
+    const q = new URLSearchParams({ limit: "30" });
+    if ($("audit-kind").value) q.set("kind", $("audit-kind").value);
+    if ($("audit-subject").value.trim()) q.set("subject", $("audit-subject").value.trim());
+    const list = (await api("GET", "/api/v1/audit/entries?" + q)).items;
+    const tb = $("audit").tBodies[0];
+    tb.innerHTML = "";
+    for (const r of list) {
+      const tr = tb.insertRow();
+      tr.dataset.id = r.id;
+      const idx = tr.insertCell(); idx.className = "num"; idx.textContent = r.log_index === undefined ? "…" : r.log_index;
+      tr.insertCell().textContent = r.id;
+      tr.insertCell().textContent = r.entry.at.replace("T", " ").slice(0, 19);
+      tr.insertCell().textContent = r.entry.actor;
+      const td = tr.insertCell();
+      if (r.log_index === undefined) { td.textContent = "待入日志 pending"; continue; }
+      const b = document.createElement("button"); b.textContent = "校验 Verify";
+      b.addEventListener("click", async () => {
+        ok();
+        try {
+          const rc = await api("GET", "/api/v1/audit/entries/" + encodeURIComponent(r.id) + "/receipt");
+          const res = await TLogVerify(rc, logInfo.verifier_keys[0]);
+          td.textContent = "✓ 已证明 proven in " + res.origin + " @" + res.size;
+          td.dataset.verified = "true";
+        } catch (e) { td.textContent = "✗ " + e.message; td.dataset.verified = "false"; }
+      });
+      td.appendChild(b);
+    }
+  }
+  $("audit-load").addEventListener("click", () => auditLog().catch(fail));
+
   async function start() {
     try {
       me = await api("GET", "/api/v1/auth/me");

@@ -244,6 +244,8 @@
         tr.insertCell().textContent = t(zh, en);
         const c = tr.insertCell(); c.textContent = "¥" + (si[k] || "0.00"); c.className = "num";
       }
+      $("r-proof").href = "/app/api/settlements/" + encodeURIComponent(r.setl_id) + "/receipt.json";
+      $("r-proof").setAttribute("download", "yibao-receipt-" + r.setl_id + ".json");
       $("receipt").hidden = false;
       $("receipt").dataset.id = r.setl_id;
       $("r-close").focus();

@@ -4,7 +4,7 @@
 // a hospital cashier resolve it — once, and only once.
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
@@ -154,6 +154,26 @@ try {
   await page.click("#receipts li.receipt-row button:has-text('¥1440.00')");
   await page.waitForSelector("#receipt:not([hidden]) #r-lines tbody tr");
   assert.match(await page.textContent("#r-totals"), /¥1440\.00/);
+  // The receipt's proof: downloaded from the page, checked offline by
+  // `yibao verify` with only the keys the log publishes.
+  const proofURL = await page.getAttribute("#r-proof", "href");
+  let proof = null;
+  for (let i = 0; i < 30 && !proof; i++) {
+    const r = await page.evaluate(async (u) => { const x = await fetch(u); return { ok: x.ok, text: await x.text() }; }, proofURL);
+    if (r.ok) proof = r.text; else await new Promise((res) => setTimeout(res, 500));
+  }
+  assert.ok(proof, "the receipt's proof is ready within 15 s");
+  const proofFile = join(dir, "receipt.json");
+  writeFileSync(proofFile, proof);
+  const logInfo = await (await fetch(base + "/api/v1/audit/log")).json();
+  const verified = execFileSync(bin, ["verify", ...logInfo.verifier_keys.flatMap((k) => ["--key", k]), proofFile]).toString();
+  assert.match(verified, /^ok {2}entry settlement:ST\w+:completed/);
+  const forged = JSON.parse(proof);
+  forged.receipt.data = Buffer.from(Buffer.from(forged.receipt.data, "base64").toString().replace("1440.00", "1.00")).toString("base64");
+  writeFileSync(proofFile, JSON.stringify(forged));
+  assert.throws(() => execFileSync(bin, ["verify", ...logInfo.verifier_keys.flatMap((k) => ["--key", k]), proofFile], { stdio: "pipe" }),
+    "an edited receipt does not verify");
+
   // English and large text, for the patient who wants them.
   await page.click("#lang");
   assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
@@ -194,6 +214,14 @@ try {
   await adm.waitForSelector("#rc-summary[data-differences]");
   assert.match(await adm.textContent("#rc-summary"), /wechat \d{4}-\d{2}-\d{2}: all [1-9]\d* rows match/);
   assert.ok((await adm.$$("#chart-recon rect")).length === 4, "reconciliation chart has four bars");
+  // The audit log: the counter bill's entry is proven in the browser
+  // against the log's published key.
+  await adm.selectOption("#audit-kind", "settlement");
+  await adm.click("#audit-load");
+  await adm.waitForSelector("#audit tbody tr td button");
+  await adm.click("#audit tbody tr td button");
+  await adm.waitForSelector("#audit td[data-verified]");
+  assert.equal(await adm.getAttribute("#audit td[data-verified]", "data-verified"), "true", await adm.textContent("#audit td[data-verified]"));
   await adm.screenshot({ path: join(root, "web", "test-results", "admin.png"), fullPage: true });
   await adm.click("#logout");
   await adm.fill("#u", "auditor");
