@@ -33,7 +33,9 @@
   // verifyEd25519 checks the note's signature by the Ed25519 verifier key
   // "name+hash+base64(0x01‖pub)".
   async function verifyEd25519(note, vkey) {
-    const [name, hash, key] = vkey.split("+");
+    // name+hash+key, and the base64 key may itself contain '+'.
+    const i = vkey.indexOf("+"), j = vkey.indexOf("+", i + 1);
+    const name = vkey.slice(0, i), hash = vkey.slice(i + 1, j), key = vkey.slice(j + 1);
     const k = b64(key);
     if (k[0] !== 1) throw new Error("not an Ed25519 verifier key");
     const want = Uint8Array.from(hash.match(/../g).map((h) => parseInt(h, 16)));

@@ -41,7 +41,7 @@
     lang = lang === "en" ? "zh" : "en";
     localStorage.setItem("yibao.app.lang", lang);
     applyPrefs();
-    if (device) { summary(); bills(); receipts(); agreements(); }
+    if (device) { summary(); bills(); receipts(); family(); hospitals(); agreements(); }
   });
   $("large").addEventListener("click", () => {
     localStorage.setItem("yibao.app.large", localStorage.getItem("yibao.app.large") === "1" ? "0" : "1");
@@ -253,6 +253,71 @@
   }
   $("r-close").addEventListener("click", () => { $("receipt").hidden = true; });
 
+  const relations = { spouse: ["配偶", "spouse"], parent: ["父母", "parent"], child: ["子女", "child"], grandparent: ["祖父母", "grandparent"],
+    grandchild: ["孙子女", "grandchild"], sibling: ["兄弟姐妹", "sibling"] };
+  async function family() {
+    try {
+      const r = await api("family");
+      const ul = $("family");
+      ul.innerHTML = "";
+      for (const f of r.items) {
+        const li = document.createElement("li");
+        li.className = "family";
+        li.dataset.status = f.status;
+        const rel = relations[f.relation] ? t(relations[f.relation][0], relations[f.relation][1]) : f.relation;
+        li.textContent = f.name_masked + " · " + rel + " · " + (f.role === "holder" ? t("可用我的账户", "may use my account") : t("我可用其账户", "I may use theirs")) +
+          (f.status === "active" ? "" : " · " + t("已解除", "ended"));
+        ul.appendChild(li);
+      }
+      if (!r.items.length) { const li = document.createElement("li"); li.className = "hint"; li.textContent = t("暂无绑定的家人", "No linked family members"); ul.appendChild(li); }
+    } catch (e) { /* shown again on the next render */ }
+  }
+
+  async function hospitals() {
+    try {
+      const r = await api("hospitals");
+      const sel = $("book-hospital");
+      sel.innerHTML = "";
+      for (const h of r.items) {
+        const o = document.createElement("option");
+        o.value = h.fixmedins_code;
+        o.textContent = h.name + " · " + t(h.level + "级", "level " + h.level);
+        sel.appendChild(o);
+      }
+      slots();
+    } catch (e) { /* shown again on the next render */ }
+  }
+  async function slots() {
+    const code = $("book-hospital").value;
+    if (!code) return;
+    try {
+      const r = await api("slots?fixmedins_code=" + encodeURIComponent(code));
+      const ul = $("slots");
+      ul.innerHTML = "";
+      for (const sl of r.items) {
+        const li = document.createElement("li");
+        li.className = "slot";
+        li.dataset.id = sl.slot_id;
+        const b = document.createElement("button");
+        b.className = "link";
+        b.disabled = sl.left <= 0;
+        b.textContent = sl.dept_name + " " + sl.start + "–" + sl.end + " · " + t("余 ", "left ") + sl.left;
+        b.addEventListener("click", async () => {
+          $("error").textContent = "";
+          try {
+            const v = await api("appointments", { fixmedins_code: code, slot_id: sl.slot_id, date: sl.date });
+            $("book-status").textContent = t("已预约 ", "Booked ") + v.dept_name + " " + sl.start + "–" + sl.end + " · " + v.mdtrt_id;
+            $("book-status").dataset.mdtrt = v.mdtrt_id;
+            slots();
+          } catch (e) { fail(e); }
+        });
+        li.appendChild(b);
+        ul.appendChild(li);
+      }
+    } catch (e) { fail(e); }
+  }
+  $("book-hospital").addEventListener("change", slots);
+
   $("refresh").addEventListener("click", showCode);
   $("forget").addEventListener("click", () => { localStorage.removeItem(KEY); device = null; render(); });
 
@@ -265,6 +330,8 @@
       summary();
       bills();
       receipts();
+      family();
+      hospitals();
       agreements();
       clearInterval(window.ybBills);
       window.ybBills = setInterval(bills, 5000);

@@ -174,6 +174,19 @@ try {
   assert.throws(() => execFileSync(bin, ["verify", ...logInfo.verifier_keys.flatMap((k) => ["--key", k]), proofFile], { stdio: "pipe" }),
     "an edited receipt does not verify");
 
+  // Booking: the patient takes the first free slot of the first hospital;
+  // the hospital sees the visit registered in that department.
+  await page.waitForSelector("#slots li.slot button:not([disabled])");
+  await page.click("#slots li.slot button:not([disabled])");
+  await page.waitForSelector("#book-status[data-mdtrt]");
+  const booked = await page.getAttribute("#book-status", "data-mdtrt");
+  const bv = await api("GET", "/api/v1/visits/" + booked, admin);
+  assert.equal(bv.status, 200, JSON.stringify(bv.body));
+  assert.equal(bv.body.psn_no, person.psn_no);
+  assert.ok(bv.body.slot_id && bv.body.dept_name, "the visit is registered in the slot's department");
+
+  await page.waitForSelector("#family li");
+
   // English and large text, for the patient who wants them.
   await page.click("#lang");
   assert.equal(await page.evaluate(() => document.documentElement.lang), "en");
