@@ -118,11 +118,13 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	a.Settle = settlement.New(db, a.Registry, a.Ledger, log)
 	a.Audit = audit.NewWriter(a.master)
 	a.Settle.Audit = a.Audit
+	a.Auth.Audit = a.Audit
 	if _, err := a.Settle.EnsureChart(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("chart of accounts: %w", err)
 	}
 	a.Ecert = ecert.New(db, a.Registry, a.master, ecert.OutboxSMS{DB: db}, ecert.Config{StepSeconds: cfg.EcertStepSeconds}, log)
+	a.Ecert.Audit = a.Audit
 	if err := a.Ecert.EnsurePlatforms(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("e-certificate platforms: %w", err)

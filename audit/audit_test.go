@@ -205,7 +205,8 @@ func TestExactlyOnce(t *testing.T) {
 		t.Fatalf("%d completed-settlement entries for %d settlements", n, seeded+7)
 	}
 	// An entry edited in the database after it was logged is found.
-	if _, err := e.a.DB.Exec(ctx, `UPDATE audit_entries SET body = replace(body, '"status":"completed"', '"status":"voided"') WHERE log_index = 0`); err != nil {
+	if _, err := e.a.DB.Exec(ctx, `UPDATE audit_entries SET body = replace(body, '"status":"completed"', '"status":"voided"')
+		WHERE id = (SELECT MIN(id) FROM audit_entries WHERE id LIKE 'settlement:%:completed')`); err != nil {
 		t.Fatal(err)
 	}
 	if rep, _ = audit.Check(ctx, e.a.DB, e.a.TLog); len(rep.Mismatches) != 1 {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/gmcrypto"
 	"yibao/sqlstore"
 )
@@ -23,6 +24,9 @@ type Service struct {
 	db   *sqlstore.DB
 	keys *gmcrypto.Keyring
 	now  func() time.Time
+
+	// Audit records key changes in the audit trail (nil: none).
+	Audit *audit.Writer
 
 	// PasswordIterations is the PBKDF2-SM3 cost for new passwords.
 	PasswordIterations int

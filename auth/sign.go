@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/gmcrypto"
 	"yibao/sqlstore"
 )
@@ -249,7 +250,10 @@ func (s *Service) CreateAPIKey(ctx context.Context, fixmedinsCode, alg, keyID st
 		if sqlstore.IsUniqueViolation(err) {
 			return yibao.Errorf(yibao.CodeConflict, "key %s already exists", keyID)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return s.keyEntry(ctx, tx, fixmedinsCode, keyID, "issued", alg, pub)
 	})
 	if err != nil {
 		return nil, err
@@ -270,8 +274,29 @@ func (s *Service) RevokeAPIKey(ctx context.Context, fixmedinsCode, keyID string)
 		if n, _ := res.RowsAffected(); n == 0 {
 			return yibao.Errorf(yibao.CodeNotFound, "key %s of institution %s not found", keyID, fixmedinsCode)
 		}
-		return nil
+		return s.keyEntry(ctx, tx, fixmedinsCode, keyID, "revoked", "", nil)
 	})
+}
+
+// keyEntry records a key change in the audit trail, in its transaction:
+// who issued or revoked which key of which institution, and the SM3 of an
+// SM2 public key (never a secret).
+func (s *Service) keyEntry(ctx context.Context, tx *sqlstore.Tx, code, keyID, what, alg string, pub []byte) error {
+	data := map[string]any{"fixmedins_code": code, "key_id": keyID, "change": what}
+	if alg != "" {
+		data["alg"] = alg
+	}
+	if len(pub) > 0 {
+		sum := gmcrypto.SM3(pub)
+		data["public_key_sm3"] = hex.EncodeToString(sum[:])
+	}
+	actor := ""
+	if p := yibao.PrincipalFrom(ctx); p != nil {
+		actor = p.ID()
+	}
+	now := s.now()
+	return s.Audit.Record(ctx, tx, audit.Entry{ID: "key:" + keyID + ":" + what + ":" + strconv.FormatInt(now.UnixMicro(), 10), Kind: audit.KindKey,
+		At: audit.Stamp(now), Actor: actor, Subject: code + "/" + keyID, Data: data})
 }
 
 // APIKeys lists an institution's keys without secrets; administrators, or

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/ecert/code"
 	"yibao/gmcrypto"
 	"yibao/registry"
@@ -46,6 +47,9 @@ type Config struct {
 
 // Service is the e-certificate platform of every region in the registry.
 type Service struct {
+	// Audit records channel changes in the audit trail (nil: none).
+	Audit *audit.Writer
+
 	db     *sqlstore.DB
 	reg    *registry.Service
 	sms    SMS
@@ -217,8 +221,14 @@ func (s *Service) CreateChannel(ctx context.Context, id, name string, pub []byte
 		return nil, yibao.FieldError("public_key", "want a 65-byte SM2 point in hex")
 	}
 	now := s.now()
-	_, err := s.db.Exec(ctx, `INSERT INTO channels (channel_id, name, public_key, status, created_at) VALUES (?, ?, ?, 'active', ?)`,
-		id, name, pub, now.UnixMicro())
+	err := s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO channels (channel_id, name, public_key, status, created_at) VALUES (?, ?, ?, 'active', ?)`,
+			id, name, pub, now.UnixMicro()); err != nil {
+			return err
+		}
+		sum := gmcrypto.SM3(pub)
+		return s.channelEntry(ctx, tx, id, "created", map[string]any{"name": name, "public_key_sm3": hex.EncodeToString(sum[:])})
+	})
 	if sqlstore.IsUniqueViolation(err) {
 		return nil, yibao.Errorf(yibao.CodeConflict, "channel %s exists", id)
 	}
@@ -237,14 +247,31 @@ func (s *Service) SetChannelStatus(ctx context.Context, id, status string) error
 	if status != "active" && status != "suspended" {
 		return yibao.FieldError("status", "want active or suspended")
 	}
-	res, err := s.db.Exec(ctx, `UPDATE channels SET status = ? WHERE channel_id = ?`, status, id)
-	if err != nil {
-		return err
+	return s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE channels SET status = ? WHERE channel_id = ?`, status, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return yibao.Errorf(yibao.CodeNotFound, "channel %s not found", id)
+		}
+		return s.channelEntry(ctx, tx, id, status, nil)
+	})
+}
+
+// channelEntry records a channel change in the audit trail.
+func (s *Service) channelEntry(ctx context.Context, tx *sqlstore.Tx, id, what string, data map[string]any) error {
+	if data == nil {
+		data = map[string]any{}
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return yibao.Errorf(yibao.CodeNotFound, "channel %s not found", id)
+	data["channel_id"], data["change"] = id, what
+	actor := ""
+	if p := yibao.PrincipalFrom(ctx); p != nil {
+		actor = p.ID()
 	}
-	return nil
+	now := s.now()
+	return s.Audit.Record(ctx, tx, audit.Entry{ID: "channel:" + id + ":" + what + ":" + strconv.FormatInt(now.UnixMicro(), 10), Kind: audit.KindKey,
+		At: audit.Stamp(now), Actor: actor, Subject: id, Data: data})
 }
 
 // Channels lists the channels.

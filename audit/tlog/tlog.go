@@ -83,7 +83,7 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultBatchMaxAge        = 50 * time.Millisecond
+	DefaultBatchMaxAge        = 100 * time.Millisecond
 	DefaultBatchMaxSize       = 256
 	DefaultCheckpointInterval = 200 * time.Millisecond
 	// MaxEntrySize is the largest entry (tlog-tiles' limit).
