@@ -83,7 +83,7 @@ import (
 
 // Defaults for Config's zero values.
 const (
-	DefaultBatchMaxAge        = 100 * time.Millisecond
+	DefaultBatchMaxAge        = 50 * time.Millisecond
 	DefaultBatchMaxSize       = 256
 	DefaultCheckpointInterval = 200 * time.Millisecond
 	// MaxEntrySize is the largest entry (tlog-tiles' limit).
@@ -109,7 +109,11 @@ type Config struct {
 	SM2 note.Signer
 	// BatchMaxAge is the longest an entry waits to be sequenced with
 	// others (default 50 ms); BatchMaxSize the largest batch (default
-	// 1024). A batch is written (fsync'd) as a whole.
+	// 256, one entry bundle). Batches are written one at a time, each
+	// with a handful of fsync'd files, and Add returns when its batch is
+	// written: with c concurrent callers, throughput is about
+	// c/(BatchMaxAge+write time) until c reaches BatchMaxSize, then
+	// bounded by the disk's fsync rate (see Bench).
 	BatchMaxAge  time.Duration
 	BatchMaxSize uint
 	// CheckpointInterval is how often a new checkpoint may be signed and

@@ -162,6 +162,11 @@ func TestReceipts(t *testing.T) {
 			b, _ := note.Sign(&note.Note{Text: strings.Replace(text, origin, "yibao.example/log/110000", 1)}, ok.ed)
 			r.Checkpoint = string(b)
 		}, k.verifiers(), tlog.ErrBadSignature},
+		{"our key on a checkpoint of another origin", func(r *tlog.Receipt) {
+			text, _ := splitNote(t, r.Checkpoint)
+			b, _ := note.Sign(&note.Note{Text: strings.Replace(text, origin, "yibao.example/log/110000", 1)}, k.ed, k.sm)
+			r.Checkpoint = string(b)
+		}, k.verifiers(), tlog.ErrBadSignature},
 		{"garbage checkpoint", func(r *tlog.Receipt) { r.Checkpoint = "hello" }, nil, tlog.ErrBadSignature},
 	}
 	for _, c := range cases {
@@ -339,13 +344,12 @@ func TestVerifyTreeTamper(t *testing.T) {
 		{"checkpoint rolled back (seen by a witness's last checkpoint)", func(t *testing.T, dir string) {
 			write(t, dir, "checkpoint", func([]byte) []byte { return []byte(f.cp100) })
 		}, []string{f.cp2000}, tlog.ErrRollback},
-		{"checkpoint of another history (split view)", func(t *testing.T, dir string) {
-			// Log B's entries and tiles with its own (validly signed) checkpoint.
+		{"log B in place of log A, size 100 (split view)", func(t *testing.T, dir string) {
 			os.RemoveAll(dir)
 			if err := os.Rename(copyDir(t, f.dirB), dir); err != nil {
 				t.Fatal(err)
 			}
-		}, []string{f.cp100}, tlog.ErrInconsistent},
+		}, []string{f.cp100}, tlog.ErrSplitView},
 		{"checkpoint re-signed by another key", func(t *testing.T, dir string) {
 			write(t, dir, "checkpoint", func(b []byte) []byte { return []byte(resign(t, string(b), newKeys(t, origin, "forger").ed)) })
 		}, nil, tlog.ErrBadSignature},
@@ -391,6 +395,12 @@ func TestVerifyTreeTamper(t *testing.T) {
 			}
 			t.Logf("found: %v", err)
 		})
+	}
+
+	// A witness saw size 100 of another history (log B under the same
+	// keys): log A's tree does not extend it.
+	if _, err := tlog.VerifyTree(t.Context(), copyDir(t, f.dir), k.verifiers(), f.cpB100); !errors.Is(err, tlog.ErrInconsistent) {
+		t.Errorf("known checkpoint of another history: %v", err)
 	}
 
 	// Without the witness's checkpoint a rollback is visible only as the
@@ -573,4 +583,52 @@ func TestErrors(t *testing.T) {
 			t.Errorf("%s: opened", name)
 		}
 	}
+}
+
+// TestCloseDrains closes the log while Adds are in flight: every Add either
+// fails with ErrClosed or returns an index that the final checkpoint covers.
+func TestCloseDrains(t *testing.T) {
+	k := newKeys(t, origin, "close")
+	ctx := t.Context()
+	dir := t.TempDir()
+	l, err := tlog.Open(ctx, tlog.Config{Dir: dir, Origin: origin, Ed25519: k.ed, SM2: k.sm})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		i   uint64
+		err error
+	}
+	out := make(chan res, 600)
+	for i := range 600 {
+		go func() {
+			time.Sleep(time.Duration(i%60) * time.Millisecond)
+			idx, err := l.Add(ctx, payload("close", i))
+			out <- res{idx, err}
+		}()
+	}
+	time.Sleep(30 * time.Millisecond)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var maxIdx uint64
+	added := 0
+	for range 600 {
+		r := <-out
+		switch {
+		case r.err == nil:
+			added++
+			maxIdx = max(maxIdx, r.i)
+		case !errors.Is(r.err, tlog.ErrClosed):
+			t.Errorf("Add during Close: %v", r.err)
+		}
+	}
+	rep, err := tlog.VerifyTree(ctx, dir, k.verifiers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if added == 0 || rep.Size != uint64(added) || maxIdx >= rep.Size {
+		t.Errorf("%d Adds succeeded (max index %d), final checkpoint size %d", added, maxIdx, rep.Size)
+	}
+	t.Logf("%d of 600 Adds before Close", added)
 }

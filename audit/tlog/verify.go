@@ -16,8 +16,8 @@ import (
 var (
 	// ErrBadSignature: a checkpoint does not open with the given verifiers
 	// (unsigned, signed only by unknown keys, a known key's signature
-	// invalid, a key required by RequireAll missing, or a signature name
-	// that is not the checkpoint's origin).
+	// invalid, a key required by RequireAll missing, or no verified
+	// signature by a key named as the checkpoint's origin).
 	ErrBadSignature = errors.New("tlog: checkpoint signature does not verify")
 	// ErrMalformed: a receipt, checkpoint or proof is not well formed.
 	ErrMalformed = errors.New("tlog: malformed")
@@ -68,26 +68,20 @@ type CheckpointInfo struct {
 }
 
 // OpenCheckpoint verifies a signed checkpoint with verifiers and parses it.
-// The note must carry at least one valid signature by a known key, no
-// invalid signature by a known key, every key of a RequireAll set, and the
-// verified signatures must be named as the origin line. Errors wrap
-// ErrBadSignature or ErrMalformed.
+// The note must carry a valid signature by a known key named as its origin
+// line (the log's own key; other known keys, e.g. witnesses', may sign
+// too), no invalid signature by a known key, and a signature by every key
+// of a RequireAll set. Errors wrap ErrBadSignature or ErrMalformed.
 func OpenCheckpoint(raw []byte, verifiers note.Verifiers) (*CheckpointInfo, error) {
 	if verifiers == nil {
 		return nil, fmt.Errorf("%w: no verifiers given", ErrBadSignature)
 	}
 	n, err := note.Open(raw, verifiers)
 	if err != nil {
-		var unv *note.UnverifiedNoteError
-		var inv *note.InvalidSignatureError
-		switch {
-		case errors.As(err, &unv):
+		if _, ok := err.(*note.UnverifiedNoteError); ok {
 			return nil, fmt.Errorf("%w: no signature by a known key", ErrBadSignature)
-		case errors.As(err, &inv):
-			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
-		default:
-			return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 		}
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	if req, ok := verifiers.(requirement); ok {
 		for _, v := range req.required() {
@@ -106,10 +100,12 @@ func OpenCheckpoint(raw []byte, verifiers note.Verifiers) (*CheckpointInfo, erro
 	if err != nil {
 		return nil, err
 	}
+	byLog := false
 	for _, s := range n.Sigs {
-		if s.Name != info.Origin {
-			return nil, fmt.Errorf("%w: signature by %q on a checkpoint of %q", ErrBadSignature, s.Name, info.Origin)
-		}
+		byLog = byLog || s.Name == info.Origin
+	}
+	if !byLog {
+		return nil, fmt.Errorf("%w: no verified signature by a key of the origin %q", ErrBadSignature, info.Origin)
 	}
 	info.Signers = n.Sigs
 	return info, nil

@@ -66,8 +66,9 @@ func (r *TreeReport) problem(kind error, format string, args ...any) {
 // the stored tiles and the signed root. If that finds nothing, tessera's
 // fsck checks the directory again independently. known are checkpoints
 // seen earlier (kept by the caller, a witness or an auditor): the
-// directory's checkpoint must not be smaller (ErrRollback) and its tree
-// must extend each of them (ErrInconsistent).
+// directory's checkpoint must not be smaller (ErrRollback), nor of the same
+// size with another root (ErrSplitView), and its tree must extend each of
+// them (ErrInconsistent).
 //
 // The report is always returned; the error is nil if and only if no
 // problem was found, otherwise it joins the problems (errors.Is works with
@@ -116,6 +117,8 @@ func VerifyTree(ctx context.Context, dir string, verifiers note.Verifiers, known
 			rep.problem(ErrWrongOrigin, "known checkpoint #%d is of %q, the directory of %q", i, kc.Origin, cp.Origin)
 		case kc.Size > cp.Size:
 			rep.problem(ErrRollback, "the directory's checkpoint (size %d) is older than known checkpoint #%d (size %d)", cp.Size, i, kc.Size)
+		case kc.Size == cp.Size && !bytes.Equal(kc.Root, cp.Root):
+			rep.problem(ErrSplitView, "known checkpoint #%d and the directory's checkpoint both have size %d but roots %x and %x", i, kc.Size, kc.Root, cp.Root)
 		case kc.Size > 0:
 			wantRoots[kc.Size] = append(wantRoots[kc.Size], kc)
 		}
@@ -124,7 +127,7 @@ func VerifyTree(ctx context.Context, dir string, verifiers note.Verifiers, known
 	rb := &rebuild{ctx: ctx, dir: dir, rep: rep, pending: map[compact.NodeID][][]byte{}}
 	root, err := rb.run(cp.Size, wantRoots)
 	if err != nil {
-		return rep, err // ctx ended
+		return rep, fmt.Errorf("tlog: verify %s: %w", dir, err) // ctx ended
 	}
 	rep.Root = root
 	if root != nil && !bytes.Equal(root, cp.Root) {
@@ -256,6 +259,12 @@ func (rb *rebuild) readPartialOrFull(path func(p uint8) string, p uint8) ([]byte
 		}
 	}
 	b, err := os.ReadFile(filepath.Join(rb.dir, path(0)))
+	if errors.Is(err, fs.ErrNotExist) {
+		if p > 0 {
+			return nil, p, path(p), fmt.Errorf("%w (nor the full %s)", fs.ErrNotExist, path(0))
+		}
+		return nil, 0, path(0), fs.ErrNotExist
+	}
 	return b, 0, path(0), err
 }
 
