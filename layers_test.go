@@ -21,6 +21,7 @@ var layer = map[string]int{
 	"":                   10, // the root domain package yibao
 	"policy":             20,
 	"ledger":             20,
+	"review/rules":       20,
 	"gmcrypto":           30,
 	"sqlstore":           30,
 	"demo":               35, // demo data; derives its demo keys with gmcrypto
@@ -46,6 +47,7 @@ var layer = map[string]int{
 	"sim/alipaysim":      40,
 	"sim/walletsim":      45,
 	"pay":                62,
+	"review":             55, // smart review: the rule libraries as a service, the review queue
 	"httpapi":            70,
 	"app":                80,
 	"cmd/yibao":          90,
@@ -53,7 +55,7 @@ var layer = map[string]int{
 
 // pure packages do calculation only: no database, network, files, clock
 // or randomness.
-var pure = []string{"money", "policy", "ledger"}
+var pure = []string{"money", "policy", "ledger", "review/rules"}
 
 var impure = []string{"database/sql", "net", "net/http", "os", "os/exec", "io/fs", "io/ioutil", "syscall",
 	"crypto/rand", "math/rand", "math/rand/v2", "yibao/sqlstore", "log", "log/slog"}

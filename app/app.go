@@ -29,6 +29,7 @@ import (
 	"yibao/nhsa"
 	"yibao/pay"
 	"yibao/registry"
+	"yibao/review"
 	"yibao/settlement"
 	"yibao/sim/walletsim"
 	"yibao/sqlstore"
@@ -53,6 +54,7 @@ type App struct {
 	TLog      *tlog.Log // the transparency log of the audit entries
 	LogKeys   *audit.Keys
 	Sequencer *audit.Sequencer
+	Review    *review.Service
 	Wallets   *walletsim.Server // the in-process wallet simulators, when configured
 	API       *httpapi.Server
 	master    []byte
@@ -141,10 +143,14 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	if err := a.openReview(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("smart review: %w", err)
+	}
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
 			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay,
-			Audit: &audit.Store{DB: db, Log: a.TLog}, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
+			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
 	return a, nil
 }
 
@@ -242,6 +248,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	go a.Delivery.Run(ctx, 2*time.Second)         // sends outbox events to institutions' webhooks
 	go a.Pay.Run(ctx, 2*time.Second)              // resolves unknown wallet outcomes and open refunds
 	go a.Sequencer.Run(ctx, 200*time.Millisecond) // appends audit entries to the transparency log
+	go a.Review.Run(ctx, 30*time.Second)          // raises review alerts from the day's settlements
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -13,6 +13,7 @@ import (
 	"yibao/money"
 	"yibao/pay"
 	"yibao/registry"
+	"yibao/review"
 	"yibao/settlement"
 )
 
@@ -20,6 +21,7 @@ import (
 type SeedReport struct {
 	Regions, Schemes, Institutions, Catalog, Persons, Coverages, Users, APIKeys int
 	Policies, Accounts, Slots, Settlements, Channels, Payers, Agreements        int
+	ReviewRules, Alerts                                                         int
 	Funded                                                                      money.Fen
 	Took                                                                        time.Duration
 }
@@ -99,6 +101,11 @@ func (a *App) Seed(ctx context.Context, d *demo.Dataset) (*SeedReport, error) {
 	}
 	if a.Wallets != nil && a.Pay != nil {
 		if err := a.seedWallets(ctx, d, r); err != nil {
+			return nil, err
+		}
+	}
+	if a.Review != nil {
+		if err := a.seedReview(ctx, d, r); err != nil {
 			return nil, err
 		}
 	}
@@ -241,4 +248,59 @@ func (a *App) seedMoney(ctx context.Context, d *demo.Dataset, r *SeedReport) err
 		r.Settlements++
 	}
 	return nil
+}
+
+// DemoRestrictedDrug is the demo's drug with a bureau diagnosis rule:
+// 利司那肽注射液 is paid only for type 2 diabetes (ICD-10 E11).
+const DemoRestrictedDrug = "XA10BJL366B002010181708"
+
+// seedReview writes the bureau's demo diagnosis rule and settles one
+// person's bills at three hospitals today, so the review queue has an
+// alert to show.
+func (a *App) seedReview(ctx context.Context, d *demo.Dataset, r *SeedReport) error {
+	if _, err := a.Review.AddRule(ctx, review.Rule{Kind: "diagnosis", Code: DemoRestrictedDrug, Value: "E11", Action: "self_pay",
+		Note: "限二甲双胍等口服降糖药或胰岛素控制效果不佳的BMI≥25的2型糖尿病患者 (type 2 diabetes only)"}); err != nil {
+		return fmt.Errorf("seed review rule: %w", err)
+	}
+	r.ReviewRules++
+	var hospitals, employees []string
+	for _, in := range d.Institutions {
+		if in.Kind == yibao.KindHospital && in.Admdvs == "370100" {
+			hospitals = append(hospitals, in.Code)
+		}
+	}
+	for _, c := range d.Coverages {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+			employees = append(employees, c.PsnNo)
+		}
+	}
+	if len(hospitals) < 3 || len(employees) < 8 {
+		return nil
+	}
+	today := yibao.DateOf(time.Now())
+	var drug string
+	for _, it := range d.Catalog {
+		if it.Kind == yibao.ItemDrug && it.Class == "A" && it.ValidFrom <= today && (it.ValidTo == "" || it.ValidTo >= today) {
+			drug = it.Code
+			break
+		}
+	}
+	psn := employees[7] // a person at three hospitals in one day
+	for i, h := range hospitals[:3] {
+		v, err := a.Settle.OpenVisit(ctx, settlement.VisitRequest{PsnNo: psn, FixmedinsCode: h, Type: "general_outpatient", DeptCode: "NK", DeptName: "内科"})
+		if err != nil {
+			return fmt.Errorf("seed review visit: %w", err)
+		}
+		if _, err := a.Settle.AddFeeLines(ctx, v.MdtrtID, []settlement.FeeLineInput{{FeedetlSn: "1", CatalogCode: drug,
+			UnitPrice: money.Fen(8800 + 1000*i), Quantity: money.MustRatio(1, 1)}}); err != nil {
+			return fmt.Errorf("seed review lines: %w", err)
+		}
+		if _, err := a.Settle.Settle(ctx, v.MdtrtID, settlement.SettleRequest{}); err != nil {
+			return fmt.Errorf("seed review settlement: %w", err)
+		}
+		r.Settlements++
+	}
+	n, err := a.Review.Scan(ctx, today)
+	r.Alerts = n
+	return err
 }

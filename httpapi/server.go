@@ -26,6 +26,7 @@ import (
 	"yibao/nhsa"
 	"yibao/pay"
 	"yibao/registry"
+	"yibao/review"
 	"yibao/settlement"
 	"yibao/sqlstore"
 )
@@ -49,6 +50,7 @@ type Server struct {
 	delivery *delivery.Service
 	pay      *pay.Service
 	audit    *audit.Store
+	review   *review.Service
 	// auditOrigin and auditKeys describe the log for verifiers.
 	auditOrigin string
 	auditKeys   []string
@@ -72,6 +74,7 @@ type Deps struct {
 	Delivery   *delivery.Service
 	Pay        *pay.Service
 	Audit      *audit.Store
+	Review     *review.Service
 	// AuditOrigin and AuditKeys describe the transparency log (its
 	// checkpoint origin and the note verifier keys).
 	AuditOrigin string
@@ -86,7 +89,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)

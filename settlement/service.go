@@ -51,6 +51,10 @@ type Service struct {
 	// Audit records every settlement state in the audit trail (nil: none).
 	Audit *audit.Writer
 
+	// Review, if set, runs smart review on every bill before it is
+	// calculated (pre-settlement and settlement).
+	Review ReviewFunc
+
 	mu       sync.RWMutex
 	policies map[string][]*policy.Policy // published versions by region, loaded lazily
 

@@ -78,6 +78,7 @@ type Settlement struct {
 	Legs          []Leg          `json:"legs"`
 	Result        *policy.Result `json:"result,omitempty"`
 	Lines         []FeeLine      `json:"fee_lines,omitempty"`
+	Review        []ReviewHit    `json:"review_hits,omitempty"` // on the settle answer only
 	CreatedBy     string         `json:"created_by"`
 	CreatedAt     time.Time      `json:"created_at"`
 	ExpiresAt     *time.Time     `json:"expires_at,omitempty"`
@@ -110,7 +111,36 @@ type Preview struct {
 	Kind    string         `json:"kind"`
 	Result  *policy.Result `json:"result"`
 	Legs    []Leg          `json:"legs"`
+	Review  []ReviewHit    `json:"review_hits,omitempty"`
 }
+
+// ReviewHit is a smart-review finding on one fee line (docs/review.md).
+type ReviewHit struct {
+	Rule     string `json:"rule"`
+	Kind     string `json:"kind"`
+	Sn       string `json:"feedetl_sn"`
+	Action   string `json:"action"` // warn, self_pay (the line is paid in full by the patient), block
+	Message  string `json:"message"`
+	Evidence string `json:"evidence,omitempty"`
+}
+
+// Review actions.
+const (
+	ReviewWarn    = "warn"
+	ReviewSelfPay = "self_pay"
+	ReviewBlock   = "block"
+)
+
+// ReviewBill is what smart review sees of a bill.
+type ReviewBill struct {
+	Visit *Visit
+	Age   int
+	Sex   string // GB/T 2261.1: 1 male, 2 female
+	Lines []FeeLine
+}
+
+// ReviewFunc checks a bill before it is calculated.
+type ReviewFunc func(ctx context.Context, b ReviewBill) ([]ReviewHit, error)
 
 // errStale means the state a settlement was calculated on changed before
 // it committed (another settlement of the person or visit won the race):
@@ -132,6 +162,7 @@ type plan struct {
 	legs      []Leg
 	accounts  []ledger.Account
 	family    string
+	review    []ReviewHit
 }
 
 // prepare loads everything a settlement depends on and runs the calculator.
@@ -151,8 +182,8 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 	if len(lines) == 0 {
 		return nil, yibao.Errorf(yibao.CodePrecondition, "visit %s has no unsettled fee lines", id)
 	}
-	var birth, category string
-	if err := s.db.QueryRow(ctx, `SELECT birth_date, category FROM persons WHERE psn_no = ?`, v.PsnNo).Scan(&birth, &category); err != nil {
+	var birth, category, gender string
+	if err := s.db.QueryRow(ctx, `SELECT birth_date, category, gender FROM persons WHERE psn_no = ?`, v.PsnNo).Scan(&birth, &category, &gender); err != nil {
 		return nil, err
 	}
 	today := s.today()
@@ -206,9 +237,34 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 		in.FamilyAccount = &policy.FamilyAccount{PsnNo: r.FamilyPsnNo, Balance: fb}
 		p.family = r.FamilyPsnNo
 	}
+	// Smart review before the calculator: a blocking hit stops the bill;
+	// a self-pay hit makes its line fully self-paid (as a class C item).
+	selfPay := map[string]bool{}
+	if s.Review != nil {
+		hits, err := s.Review(ctx, ReviewBill{Visit: v, Age: person.Age, Sex: gender, Lines: lines})
+		if err != nil {
+			return nil, err
+		}
+		p.review = hits
+		var blocked []string
+		for _, h := range hits {
+			switch h.Action {
+			case ReviewBlock:
+				blocked = append(blocked, h.Sn+": "+h.Message)
+			case ReviewSelfPay:
+				selfPay[h.Sn] = true
+			}
+		}
+		if len(blocked) > 0 {
+			return nil, &yibao.Error{Code: yibao.CodePrecondition, Message: "review_blocked: " + strings.Join(blocked, "; ")}
+		}
+	}
 	for _, l := range lines {
 		ratio, qty, amt := l.SelfPayRatio, l.Quantity, l.Amount
 		pl := policy.Line{ID: l.FeedetlSn, Class: l.Class, UnitPrice: l.UnitPrice, Quantity: &qty, Amount: &amt, PriceCap: l.PriceCap}
+		if selfPay[l.FeedetlSn] {
+			pl.Class = string(yibao.ClassC)
+		}
 		if l.Class == string(yibao.ClassB) {
 			pl.SelfPay = &ratio
 		}
@@ -344,7 +400,7 @@ func (s *Service) PreSettle(ctx context.Context, id string, r SettleRequest) (*P
 	if err != nil {
 		return nil, err
 	}
-	return &Preview{MdtrtID: id, Kind: p.kind, Result: p.res, Legs: p.legs}, nil
+	return &Preview{MdtrtID: id, Kind: p.kind, Result: p.res, Legs: p.legs, Review: p.review}, nil
 }
 
 // Settle settles the visit's unsettled fee lines as one ledger unit: the
@@ -399,7 +455,7 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 	st := &Settlement{SetlID: newID("ST"), MdtrtID: p.v.MdtrtID, PsnNo: p.v.PsnNo, FixmedinsCode: p.v.FixmedinsCode,
 		Insutype: p.v.Insutype, InsuAdmdvs: p.v.InsuAdmdvs, PolicyVersion: p.pol.Version, Kind: p.kind, Segment: p.v.Segments + 1,
 		PayMode: payMode, Status: StatusCompleted, Year: p.res.Accumulators.Year, MedfeeSumamt: si.MedfeeSumamt, FundPaySumamt: si.FundPaySumamt,
-		AcctPay: si.AcctPay, PsnCashPay: si.PsnCashPay, Legs: p.legs, Result: p.res, Lines: p.lines, CreatedBy: who, CreatedAt: now.UTC()}
+		AcctPay: si.AcctPay, PsnCashPay: si.PsnCashPay, Legs: p.legs, Result: p.res, Lines: p.lines, Review: p.review, CreatedBy: who, CreatedAt: now.UTC()}
 	var expires int64
 	if payMode == PayLater {
 		st.Status = StatusPending

@@ -593,6 +593,44 @@
   }
   $("audit-load").addEventListener("click", () => auditLog().catch(fail));
 
+  // Smart review: the library in force, the review queue (confirm or
+  // dismiss), and the bureau's own diagnosis restrictions.
+  async function review() {
+    const r = await api("GET", "/api/v1/review/rules");
+    const total = Object.values(r.library).reduce((a, b) => a + b, 0);
+    $("rule-stats").textContent = "规则库 " + total + " 条 rules in force: " + Object.entries(r.library).map(([k, v]) => k + " " + v).join(" · ");
+    const rt = $("review-rules").tBodies[0];
+    rt.innerHTML = "";
+    for (const x of r.items) {
+      const tr = rt.insertRow();
+      [x.code || x.name, x.value, x.action, x.note || ""].forEach((v) => { tr.insertCell().textContent = v; });
+    }
+    const list = (await api("GET", "/api/v1/review/alerts?limit=30")).items;
+    const tb = $("alerts").tBodies[0];
+    tb.innerHTML = "";
+    for (const a of list) {
+      const tr = tb.insertRow();
+      tr.dataset.id = a.id; tr.dataset.status = a.status; tr.dataset.kind = a.kind;
+      [a.kind, a.subject, a.day, a.detail.why || "", a.status].forEach((v) => { tr.insertCell().textContent = v; });
+      const td = tr.insertCell();
+      if (a.status !== "open") continue;
+      for (const [label, st] of [["确认 Confirm", "confirmed"], ["驳回 Dismiss", "dismissed"]]) {
+        const b = document.createElement("button"); b.textContent = label;
+        b.addEventListener("click", async () => { ok(); try { await api("POST", "/api/v1/review/alerts/" + encodeURIComponent(a.id) + "/decide", { status: st }); review(); } catch (e) { fail(e); } });
+        td.appendChild(b);
+      }
+    }
+    if (!tb.rows.length) { const c = tb.insertRow().insertCell(); c.colSpan = 6; c.textContent = "无 None"; }
+  }
+  $("rr-add").addEventListener("click", async () => {
+    ok();
+    try {
+      await api("POST", "/api/v1/review/rules", { kind: "diagnosis", code: $("rr-code").value.trim(), value: $("rr-value").value.trim(), action: $("rr-action").value });
+      $("rr-code").value = ""; $("rr-value").value = "";
+      review();
+    } catch (e) { fail(e); }
+  });
+
   async function start() {
     try {
       me = await api("GET", "/api/v1/auth/me");

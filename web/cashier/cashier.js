@@ -282,6 +282,7 @@
       tb.innerHTML = "";
       for (const l of visit.fee_lines) {
         const tr = tb.insertRow();
+        tr.dataset.sn = l.feedetl_sn;
         [l.name, { A: "甲", B: "乙", C: "丙" }[l.class], yuan(l.unit_price), l.quantity, yuan(l.amount)].forEach((v, i) => {
           const td = tr.insertCell(); td.textContent = v; if (i >= 2) td.className = "num";
         });
@@ -324,12 +325,40 @@
   $("presettle").addEventListener("click", async () => {
     ok();
     try {
+      showReview([]);
       const p = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/presettle", { acct_used_flag: $("acct").checked });
+      showReview(p.review_hits || []);
       showSplit(p.result.setlinfo, "预结算 pre-settlement — nothing has been charged yet");
       $("settle").disabled = false;
       $("settle").focus();
-    } catch (e) { fail(e); }
+    } catch (e) {
+      // A blocked bill names its lines: mark them too.
+      const m = /review_blocked: (.*)/.exec(e.message || "");
+      if (m) showReview(m[1].split("; ").map((x) => ({ feedetl_sn: x.split(": ")[0], action: "block", message: x.slice(x.indexOf(": ") + 2) })));
+      fail(e);
+    }
   });
+
+  // showReview marks each fee line smart review found something on: a
+  // note under the line with the rule's message and what it does.
+  const reviewWords = { warn: "提示 warning", self_pay: "转自费 moved to self-pay", block: "拒付 blocked" };
+  function showReview(hits) {
+    const tb = $("lines").tBodies[0];
+    for (const r of [...tb.querySelectorAll("tr.review-hit")]) r.remove();
+    for (const tr of tb.rows) delete tr.dataset.review;
+    for (const h of hits) {
+      const row = [...tb.rows].find((r) => r.dataset.sn === h.feedetl_sn);
+      if (!row) continue;
+      row.dataset.review = h.action;
+      const note = document.createElement("tr");
+      note.className = "review-hit";
+      note.dataset.action = h.action;
+      const td = note.insertCell();
+      td.colSpan = 5;
+      td.textContent = "⚠ " + (reviewWords[h.action] || h.action) + " · " + h.message;
+      row.after(note);
+    }
+  }
 
   const legNames = { fund: "基金 Funds", acct: "个人账户 Personal account", self: "自付 Out of pocket" };
   const statusNames = {

@@ -1,0 +1,142 @@
+package review_test
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"yibao"
+	"yibao/app"
+	"yibao/demo"
+	"yibao/money"
+	"yibao/review"
+	"yibao/settlement"
+	"yibao/sqlstore/sqltest"
+)
+
+func newApp(t *testing.T) (*app.App, *demo.Dataset) {
+	t.Helper()
+	cfg := app.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.DB = sqltest.DSN(t)
+	cfg.MasterKey = strings.Repeat("7e", 32)
+	cfg.PasswordIterations = 1000
+	cfg.LogLevel = "error"
+	cfg.Wallets = "off"
+	a, err := app.Open(context.Background(), cfg, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	d := demo.Build()
+	if _, err := a.Seed(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return a, d
+}
+
+// TestReviewInSettlement runs the demo's two review cases through real
+// pre-settlements, table-driven: a restricted drug without its diagnosis
+// is paid in full by the patient (and with the diagnosis is not), and a
+// duplicate charge is refused.
+func TestReviewInSettlement(t *testing.T) {
+	a, d := newApp(t)
+	cashier := yibao.WithPrincipal(context.Background(), &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "c1", Role: yibao.RoleCashier, Institution: "H37010000001"})
+	var psn string
+	for _, c := range d.Coverages {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+			psn = c.PsnNo
+		}
+	}
+	cases := []struct {
+		name, visitType, diagnosis string
+		lines                      []settlement.FeeLineInput
+		wantAction                 string // the hit on line 1 ("" none)
+		wantBlocked                bool
+	}{
+		{"restricted drug without its diagnosis: self-pay", "general_outpatient", "J06.900",
+			[]settlement.FeeLineInput{{FeedetlSn: "1", CatalogCode: app.DemoRestrictedDrug, UnitPrice: 30000, Quantity: money.MustRatio(1, 1)}}, "self_pay", false},
+		{"restricted drug with type 2 diabetes: paid as usual", "general_outpatient", "E11.900",
+			[]settlement.FeeLineInput{{FeedetlSn: "1", CatalogCode: app.DemoRestrictedDrug, UnitPrice: 30000, Quantity: money.MustRatio(1, 1)}}, "", false},
+		{"emergency monitoring and consultation the same day: blocked", "emergency", "R10.400",
+			[]settlement.FeeLineInput{{FeedetlSn: "1", CatalogCode: "001103000010000", UnitPrice: 12000, Quantity: money.MustRatio(1, 1)},
+				{FeedetlSn: "2", CatalogCode: "001102000030000", UnitPrice: 1500, Quantity: money.MustRatio(1, 1)}}, "", true},
+		{"consultation alone: fine", "emergency", "R10.400",
+			[]settlement.FeeLineInput{{FeedetlSn: "1", CatalogCode: "001102000030000", UnitPrice: 1500, Quantity: money.MustRatio(1, 1)}}, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			v, err := a.Settle.OpenVisit(cashier, settlement.VisitRequest{PsnNo: psn, FixmedinsCode: "H37010000001", Type: c.visitType, DiseCodg: c.diagnosis})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := a.Settle.AddFeeLines(cashier, v.MdtrtID, c.lines); err != nil {
+				t.Fatal(err)
+			}
+			pv, err := a.Settle.PreSettle(cashier, v.MdtrtID, settlement.SettleRequest{})
+			if c.wantBlocked {
+				if !yibao.IsCode(err, yibao.CodePrecondition) || !strings.Contains(err.Error(), "review_blocked: 2:") {
+					t.Fatalf("want the second line blocked, got %v", err)
+				}
+				if _, err := a.Settle.Settle(cashier, v.MdtrtID, settlement.SettleRequest{}); !yibao.IsCode(err, yibao.CodePrecondition) {
+					t.Fatalf("settling a blocked bill: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			for _, h := range pv.Review {
+				if h.Sn == "1" && h.Action != "warn" {
+					got = h.Action
+				}
+			}
+			if got != c.wantAction {
+				t.Fatalf("line 1: action %q, want %q; hits %+v", got, c.wantAction, pv.Review)
+			}
+			l := pv.Result.Lines[0]
+			selfPaid := l.FulamtOwnpayAmt == l.Amount
+			if selfPaid != (c.wantAction == "self_pay") {
+				t.Fatalf("line 1 full self-pay %s of %s (want self-paid: %v)", l.FulamtOwnpayAmt, l.Amount, c.wantAction == "self_pay")
+			}
+		})
+	}
+}
+
+// TestReviewQueue: the demo's person at three hospitals in one day is in
+// the queue once; the bureau confirms it, once; cashiers see nothing.
+func TestReviewQueue(t *testing.T) {
+	a, _ := newApp(t)
+	admin := yibao.WithPrincipal(context.Background(), yibao.System("test"))
+	open, err := a.Review.Alerts(admin, review.AlertOpen, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alert *review.Alert
+	for i := range open {
+		if open[i].Kind == review.AlertMultiInstitution {
+			alert = &open[i]
+		}
+	}
+	if alert == nil {
+		t.Fatalf("no multi-institution alert: %+v", open)
+	}
+	if n, err := a.Review.Scan(admin, alert.Day); err != nil || n != 0 {
+		t.Fatalf("scanning the day again raised %d (%v)", n, err)
+	}
+	if err := a.Review.Decide(admin, alert.ID, review.AlertConfirmed, "seen at three hospitals"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Review.Decide(admin, alert.ID, review.AlertDismissed, ""); !yibao.IsCode(err, yibao.CodePrecondition) {
+		t.Fatalf("deciding twice: %v", err)
+	}
+	cashier := yibao.WithPrincipal(context.Background(), &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "c1", Role: yibao.RoleCashier, Institution: "H37010000001"})
+	if _, err := a.Review.Alerts(cashier, "", 10); !yibao.IsCode(err, yibao.CodeForbidden) {
+		t.Fatalf("a cashier reads the queue: %v", err)
+	}
+	if _, err := a.Review.AddRule(admin, review.Rule{Kind: "sex", Code: "X", Value: "男"}); !yibao.IsCode(err, yibao.CodeInvalid) {
+		t.Fatalf("a bureau rule of a library kind: %v", err)
+	}
+}
