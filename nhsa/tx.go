@@ -588,7 +588,18 @@ func preSettle(s *Service, ctx context.Context, r *Request) (any, string, error)
 	if err != nil {
 		return nil, "", err
 	}
-	return map[string]any{"setlinfo": info, "setldetail": setldetail(pre.Result, 1)}, "", nil
+	out := map[string]any{"setlinfo": info, "setldetail": setldetail(pre.Result, 1)}
+	if len(pre.Review) > 0 {
+		// Smart review's findings, line by line (yibao's extra output
+		// node; HIS clients that do not know it ignore it).
+		hits := make([]map[string]string, 0, len(pre.Review))
+		for _, h := range pre.Review {
+			hits = append(hits, map[string]string{"feedetl_sn": h.Sn, "rule_id": h.Rule, "rule_type": h.Kind, "action": h.Action,
+				"message": h.Message, "evidence": h.Evidence})
+		}
+		out["smart_review"] = hits
+	}
+	return out, "", nil
 }
 
 func settle(s *Service, ctx context.Context, r *Request) (any, string, error) {

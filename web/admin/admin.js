@@ -647,7 +647,7 @@
     $("rc-date").value = cst(t);
     try {
       await loadRegions();
-      await Promise.all([dashboard(), policies(), orders(), deadLetters(), institutions().then(keys), searchPersons(false), channels()]);
+      await Promise.all([dashboard(), policies(), orders(), deadLetters(), institutions().then(keys), searchPersons(false), channels(), auditLog(), review()]);
     } catch (e) { fail(e); }
   }
   $("f-login").addEventListener("submit", async (ev) => {

@@ -227,6 +227,13 @@ try {
   await adm.waitForSelector("#rc-summary[data-differences]");
   assert.match(await adm.textContent("#rc-summary"), /wechat \d{4}-\d{2}-\d{2}: all [1-9]\d* rows match/);
   assert.ok((await adm.$$("#chart-recon rect")).length === 4, "reconciliation chart has four bars");
+  // Smart review: the demo's person seen at three hospitals today is in
+  // the review queue; the bureau confirms the alert.
+  await adm.waitForSelector("#alerts tr[data-kind=multi_institution][data-status=open] button");
+  await adm.click("#alerts tr[data-kind=multi_institution][data-status=open] button");
+  await adm.waitForSelector("#alerts tr[data-kind=multi_institution][data-status=confirmed]");
+  assert.match(await adm.textContent("#rule-stats"), /rules in force/);
+
   // The audit log: the counter bill's entry is proven in the browser
   // against the log's published key.
   await adm.selectOption("#audit-kind", "settlement");
