@@ -21,6 +21,7 @@ func (a *App) openReview(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	a.Review.Ledger = a.Ledger
 	a.Settle.Review = a.reviewBill
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/money"
 	"yibao/sqlstore"
 )
 
@@ -205,4 +206,71 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 			}
 		}
 	}
+}
+
+// ReportRow is one kind of finding in an institution's month.
+type ReportRow struct {
+	Kind     string    `json:"kind"`
+	Action   string    `json:"action"`
+	Hits     int       `json:"hits"`
+	Affected money.Fen `json:"amount_affected"` // the amount of the lines hit
+}
+
+// Report is an institution's smart-review findings in a month, with the
+// trend of the months before.
+type Report struct {
+	FixmedinsCode string         `json:"fixmedins_code"`
+	Month         string         `json:"month"`
+	Rows          []ReportRow    `json:"rows"`
+	Trend         map[string]int `json:"trend"` // hits per month, the last six
+}
+
+// MonthlyReport reports an institution's findings of month (YYYY-MM);
+// administrators, or the institution itself.
+func (s *Service) MonthlyReport(ctx context.Context, fixmedinsCode, month string) (*Report, error) {
+	p, err := yibao.RequirePrincipal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !p.ActsFor(fixmedinsCode) {
+		return nil, yibao.Errorf(yibao.CodeForbidden, "you may read only your own institution's report")
+	}
+	m, err := time.Parse("2006-01", month)
+	if err != nil {
+		return nil, yibao.FieldError("month", "YYYY-MM")
+	}
+	rep := &Report{FixmedinsCode: fixmedinsCode, Month: month, Rows: []ReportRow{}, Trend: map[string]int{}}
+	rows, err := s.db.Query(ctx, `SELECT kind, action, COUNT(*), SUM(amount) FROM review_hits WHERE fixmedins_code = ? AND month = ?
+		GROUP BY kind, action ORDER BY COUNT(*) DESC`, fixmedinsCode, month)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r ReportRow
+		if err := rows.Scan(&r.Kind, &r.Action, &r.Hits, &r.Affected); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		rep.Rows = append(rep.Rows, r)
+	}
+	rows.Close()
+	first := m.AddDate(0, -5, 0).Format("2006-01")
+	for i := 0; i < 6; i++ {
+		rep.Trend[m.AddDate(0, -i, 0).Format("2006-01")] = 0
+	}
+	rows, err = s.db.Query(ctx, `SELECT month, COUNT(*) FROM review_hits WHERE fixmedins_code = ? AND month >= ? AND month <= ? GROUP BY month`,
+		fixmedinsCode, first, month)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var mo string
+		var n int
+		if err := rows.Scan(&mo, &n); err != nil {
+			return nil, err
+		}
+		rep.Trend[mo] = n
+	}
+	return rep, rows.Err()
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/ledger/engine"
 	"yibao/review/rules"
 	"yibao/sqlstore"
 )
@@ -27,6 +28,9 @@ type Service struct {
 	Thresholds Thresholds
 	now        func() time.Time
 	log        *slog.Logger
+
+	// Ledger moves recovered money (nil: recoveries are recorded only).
+	Ledger *engine.Engine
 
 	mu  sync.RWMutex
 	lib *rules.Library // base + the bureau's active rules

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"yibao"
 	"yibao/app"
@@ -138,5 +139,83 @@ func TestReviewQueue(t *testing.T) {
 	}
 	if _, err := a.Review.AddRule(admin, review.Rule{Kind: "sex", Code: "X", Value: "男"}); !yibao.IsCode(err, yibao.CodeInvalid) {
 		t.Fatalf("a bureau rule of a library kind: %v", err)
+	}
+}
+
+// TestRecoveryAndReport: a recovery proposed by one administrator is
+// refused to the same administrator, approved by a second, and moves the
+// money from the hospital's receivable to the fund exactly once; the
+// month's report counts the settled bill's findings.
+func TestRecoveryAndReport(t *testing.T) {
+	a, d := newApp(t)
+	ctx := context.Background()
+	first := yibao.WithPrincipal(ctx, &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "admin", Role: yibao.RoleAdmin})
+	second := yibao.WithPrincipal(ctx, &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "auditor", Role: yibao.RoleAdmin})
+	open, _ := a.Review.Alerts(first, review.AlertOpen, 10)
+	if len(open) == 0 {
+		t.Fatal("no alert")
+	}
+	if _, err := a.Review.ProposeRecovery(first, open[0].ID, "H37010000001", "fund:370100:310", 10000, "billed at three hospitals"); !yibao.IsCode(err, yibao.CodePrecondition) {
+		t.Fatalf("a recovery for an open alert: %v", err)
+	}
+	if err := a.Review.Decide(first, open[0].ID, review.AlertConfirmed, ""); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := a.Review.ProposeRecovery(first, open[0].ID, "H37010000001", "fund:370100:310", 10000, "billed at three hospitals")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Review.DecideRecovery(first, rc.ID, true); !yibao.IsCode(err, yibao.CodeForbidden) {
+		t.Fatalf("the proposer approves: %v", err)
+	}
+	bal := func(id string) money.Fen {
+		b, err := a.Ledger.Balance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Posted
+	}
+	recv, fund := bal("recv:H37010000001"), bal("fund:370100:310")
+	if rc, err = a.Review.DecideRecovery(second, rc.ID, true); err != nil || rc.Status != review.RecoveryApproved {
+		t.Fatalf("approve: %v %+v", err, rc)
+	}
+	if _, err := a.Review.DecideRecovery(second, rc.ID, true); !yibao.IsCode(err, yibao.CodePrecondition) {
+		t.Fatalf("approving twice: %v", err)
+	}
+	if got := recv - bal("recv:H37010000001"); got != 10000 {
+		t.Fatalf("the receivable moved %s", got)
+	}
+	if got := bal("fund:370100:310") - fund; got != 10000 {
+		t.Fatalf("the fund got %s", got)
+	}
+	// The report: a bill whose restricted drug went to self-pay counts.
+	cashier := yibao.WithPrincipal(ctx, &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "c1", Role: yibao.RoleCashier, Institution: "H37010000001"})
+	var psn string
+	for _, c := range d.Coverages {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+			psn = c.PsnNo
+		}
+	}
+	v, _ := a.Settle.OpenVisit(cashier, settlement.VisitRequest{PsnNo: psn, FixmedinsCode: "H37010000001", Type: "general_outpatient"})
+	a.Settle.AddFeeLines(cashier, v.MdtrtID, []settlement.FeeLineInput{{FeedetlSn: "1", CatalogCode: app.DemoRestrictedDrug, UnitPrice: 30000, Quantity: money.MustRatio(1, 1)}})
+	if _, err := a.Settle.Settle(cashier, v.MdtrtID, settlement.SettleRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	month := yibao.DateOf(time.Now())[:7]
+	rep, err := a.Review.MonthlyReport(cashier, "H37010000001", month)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, r := range rep.Rows {
+		if r.Kind == "diagnosis" && r.Action == "self_pay" && r.Hits >= 1 && r.Affected >= 30000 {
+			found = true
+		}
+	}
+	if !found || rep.Trend[month] < 1 || len(rep.Trend) != 6 {
+		t.Fatalf("report: %+v", rep)
+	}
+	if _, err := a.Review.MonthlyReport(cashier, "H37010000002", month); !yibao.IsCode(err, yibao.CodeForbidden) {
+		t.Fatalf("another hospital's report: %v", err)
 	}
 }

@@ -520,6 +520,20 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 			string(legJSON), st.Channel, who, micros(now), expires, resolved); err != nil {
 			return err
 		}
+		if len(p.review) > 0 {
+			amounts := map[string]money.Fen{}
+			for _, l := range p.lines {
+				amounts[l.FeedetlSn] = l.Amount
+			}
+			month := now.In(yibao.ChinaTime).Format("2006-01")
+			for _, h := range p.review {
+				if _, err := tx.Exec(ctx, `INSERT INTO review_hits (setl_id, feedetl_sn, rule_id, kind, action, fixmedins_code, month, amount)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`, st.SetlID, h.Sn, h.Rule, h.Kind, h.Action, st.FixmedinsCode, month,
+					int64(amounts[h.Sn])); err != nil {
+					return err
+				}
+			}
+		}
 		if also != nil {
 			if err := also(ctx, tx, st); err != nil {
 				return err

@@ -621,7 +621,53 @@
       }
     }
     if (!tb.rows.length) { const c = tb.insertRow().insertCell(); c.colSpan = 6; c.textContent = "无 None"; }
+    const sel = $("rc-alert");
+    sel.innerHTML = "";
+    for (const a of list.filter((x) => x.status === "confirmed")) {
+      const o = document.createElement("option"); o.value = a.id; o.textContent = a.id; sel.appendChild(o);
+    }
+    await recoveries();
   }
+
+  async function recoveries() {
+    const list = (await api("GET", "/api/v1/review/recoveries")).items;
+    const tb = $("recoveries").tBodies[0];
+    tb.innerHTML = "";
+    for (const r of list) {
+      const tr = tb.insertRow();
+      tr.dataset.id = r.id; tr.dataset.status = r.status;
+      [r.alert_id, r.fixmedins_code, "¥" + r.amount, r.reason, r.status, r.proposed_by].forEach((v, i) => {
+        const c = tr.insertCell(); c.textContent = v; if (i === 2) c.className = "num";
+      });
+      const td = tr.insertCell();
+      if (r.status !== "proposed") continue;
+      for (const [label, approve] of [["批准 Approve", true], ["拒绝 Reject", false]]) {
+        const b = document.createElement("button"); b.textContent = label;
+        b.addEventListener("click", async () => { ok(); try { await api("POST", "/api/v1/review/recoveries/" + r.id + "/decide", { approve }); recoveries(); } catch (e) { fail(e); } });
+        td.appendChild(b);
+      }
+    }
+  }
+  $("rc-propose").addEventListener("click", async () => {
+    ok();
+    try {
+      await api("POST", "/api/v1/review/recoveries", { alert_id: $("rc-alert").value, fixmedins_code: $("rc-inst").value.trim(),
+        fund_account: $("rc-fund").value.trim(), amount: $("rc-amount").value.trim(), reason: $("rc-reason").value.trim() });
+      recoveries();
+    } catch (e) { fail(e); }
+  });
+
+  async function report() {
+    const r = await api("GET", "/api/v1/review/report?fixmedins_code=" + encodeURIComponent($("rep-inst").value.trim()) + "&month=" + $("rep-month").value);
+    bars($("chart-review"), Object.keys(r.trend).sort().map((m) => ({ m, n: r.trend[m] })), (x) => x.n, (x) => x.m);
+    const tb = $("rep-rows").tBodies[0];
+    tb.innerHTML = "";
+    for (const x of r.rows) {
+      const tr = tb.insertRow();
+      [x.kind, x.action, x.hits, "¥" + x.amount_affected].forEach((v, i) => { const c = tr.insertCell(); c.textContent = v; if (i >= 2) c.className = "num"; });
+    }
+  }
+  $("rep-load").addEventListener("click", () => report().catch(fail));
   $("rr-add").addEventListener("click", async () => {
     ok();
     try {
@@ -645,9 +691,10 @@
     const t = new Date();
     $("rfrom").value = cst(new Date(t.getTime() - 30 * 86400e3)); $("rto").value = cst(t);
     $("rc-date").value = cst(t);
+    $("rep-month").value = cst(t).slice(0, 7);
     try {
       await loadRegions();
-      await Promise.all([dashboard(), policies(), orders(), deadLetters(), institutions().then(keys), searchPersons(false), channels(), auditLog(), review()]);
+      await Promise.all([dashboard(), policies(), orders(), deadLetters(), institutions().then(keys), searchPersons(false), channels(), auditLog(), review(), report()]);
     } catch (e) { fail(e); }
   }
   $("f-login").addEventListener("submit", async (ev) => {

@@ -233,6 +233,15 @@ try {
   await adm.click("#alerts tr[data-kind=multi_institution][data-status=open] button");
   await adm.waitForSelector("#alerts tr[data-kind=multi_institution][data-status=confirmed]");
   assert.match(await adm.textContent("#rule-stats"), /rules in force/);
+  // A recovery for it, proposed here and approved by the second
+  // administrator below (dual control).
+  await adm.waitForFunction(() => document.getElementById("rc-alert").options.length > 0);
+  await adm.fill("#rc-inst", "H37010000001");
+  await adm.fill("#rc-amount", "88.00");
+  await adm.fill("#rc-reason", "三家医院同日结算 settled at three hospitals the same day");
+  await adm.click("#rc-propose");
+  await adm.waitForSelector("#recoveries tr[data-status=proposed]");
+  assert.ok((await adm.$$("#chart-review rect")).length === 6, "six months in the findings chart");
 
   // The audit log: the counter bill's entry is proven in the browser
   // against the log's published key.
@@ -248,6 +257,8 @@ try {
   await adm.fill("#p", "auditor123");
   await adm.press("#p", "Enter");
   await adm.waitForSelector("#policies tr[data-version='370100-2028.1']");
+  await adm.click("#recoveries tr[data-status=proposed] button:has-text('Approve')");
+  await adm.waitForSelector("#recoveries tr[data-status=approved]");
   await adm.click("#policies tr[data-version='370100-2028.1'] button:has-text('Approve')");
   await adm.waitForFunction(() => document.querySelector("#policies tr[data-version='370100-2028.1']").textContent.includes("published"));
   const unlabelledAdmin = await adm.evaluate(() => [...document.querySelectorAll("input, textarea, select")]
