@@ -50,6 +50,7 @@ var layer = map[string]int{
 	"review":             55, // smart review: the rule libraries as a service, the review queue
 	"httpapi":            70,
 	"app":                80,
+	"app/apptest":        85, // a seeded platform for end-to-end tests
 	"cmd/yibao":          90,
 }
 

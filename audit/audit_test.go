@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -13,13 +12,12 @@ import (
 
 	"yibao"
 	"yibao/app"
+	"yibao/app/apptest"
 	"yibao/audit"
 	"yibao/audit/tlog"
 	"yibao/audit/witness"
-	"yibao/demo"
 	"yibao/money"
 	"yibao/settlement"
-	"yibao/sqlstore/sqltest"
 )
 
 type env struct {
@@ -32,22 +30,7 @@ type env struct {
 }
 
 func newEnv(t *testing.T) *env {
-	cfg := app.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.DB = sqltest.DSN(t)
-	cfg.MasterKey = strings.Repeat("5a", 32)
-	cfg.PasswordIterations = 1000
-	cfg.LogLevel = "error"
-	cfg.Wallets = "off"
-	a, err := app.Open(context.Background(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	d := demo.Build()
-	if _, err := a.Seed(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
+	a, d := apptest.Open(t, nil)
 	e := &env{t: t, a: a, admin: yibao.WithPrincipal(context.Background(), yibao.System("test")),
 		cashier: yibao.WithPrincipal(context.Background(), &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "c1", Role: yibao.RoleCashier, Institution: "H37010000001"})}
 	today := yibao.DateOf(time.Now())

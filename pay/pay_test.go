@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 
 	"yibao"
 	"yibao/app"
+	"yibao/app/apptest"
 	"yibao/demo"
 	"yibao/ledger"
 	"yibao/money"
@@ -23,7 +23,6 @@ import (
 	"yibao/pay/channel"
 	"yibao/settlement"
 	"yibao/sim"
-	"yibao/sqlstore/sqltest"
 )
 
 const hospital = "H37010000001"
@@ -58,22 +57,7 @@ func (e *env) fresh(ch string) string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	cfg := app.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.DB = sqltest.DSN(t)
-	cfg.MasterKey = strings.Repeat("ab", 32)
-	cfg.PasswordIterations = 1000
-	cfg.LogLevel = "error"
-	cfg.Wallets = "sim"
-	a, err := app.Open(context.Background(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	d := demo.Build()
-	if _, err := a.Seed(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
+	a, d := apptest.Open(t, func(c *app.Config) { c.Wallets = "sim" })
 	e := &env{t: t, a: a, d: d,
 		cashier: yibao.WithPrincipal(context.Background(), &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "c1", Role: yibao.RoleCashier, Institution: hospital}),
 		admin:   yibao.WithPrincipal(context.Background(), yibao.System("test"))}

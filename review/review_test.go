@@ -2,40 +2,20 @@ package review_test
 
 import (
 	"context"
-	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"yibao"
 	"yibao/app"
+	"yibao/app/apptest"
 	"yibao/demo"
 	"yibao/money"
 	"yibao/review"
 	"yibao/settlement"
-	"yibao/sqlstore/sqltest"
 )
 
-func newApp(t *testing.T) (*app.App, *demo.Dataset) {
-	t.Helper()
-	cfg := app.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.DB = sqltest.DSN(t)
-	cfg.MasterKey = strings.Repeat("7e", 32)
-	cfg.PasswordIterations = 1000
-	cfg.LogLevel = "error"
-	cfg.Wallets = "off"
-	a, err := app.Open(context.Background(), cfg, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	d := demo.Build()
-	if _, err := a.Seed(context.Background(), d); err != nil {
-		t.Fatal(err)
-	}
-	return a, d
-}
+func newApp(t *testing.T) (*app.App, *demo.Dataset) { return apptest.Open(t, nil) }
 
 // TestReviewInSettlement runs the demo's two review cases through real
 // pre-settlements, table-driven: a restricted drug without its diagnosis

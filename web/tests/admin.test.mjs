@@ -13,34 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import assert from "node:assert/strict";
+import { startDemo, root } from "./demo.mjs";
 
 const sm3 = createRequire(import.meta.url)("sm-crypto").sm3;
-const root = new URL("../..", import.meta.url).pathname;
-const dir = mkdtempSync(join(tmpdir(), "yibao-admin-"));
-// Build the binary and run it directly, so that stopping it stops the server.
-const bin = join(dir, "yibao");
-execFileSync("go", ["build", "-o", bin, "./cmd/yibao"], { cwd: root, stdio: "inherit" });
-const args = ["demo", "--addr", "127.0.0.1:0", "--data-dir", join(dir, "demo"), "--log-level", "warn"];
-if (process.env.YIBAO_TEST_PG) args.push("--db", process.env.YIBAO_TEST_PG);
-const server = spawn(bin, args, { cwd: root, stdio: ["ignore", "pipe", "inherit"] });
-const base = await new Promise((resolve, reject) => {
-  let out = "";
-  const t = setTimeout(() => reject(new Error("demo did not start in 120 s:\n" + out)), 120000);
-  server.stdout.on("data", (d) => {
-    out += d;
-    const m = out.match(/running on (http:\/\/[0-9.:]+)/);
-    if (m) { clearTimeout(t); resolve(m[1]); }
-  });
-  server.on("exit", (c) => reject(new Error("demo exited " + c + "\n" + out)));
-});
-let seq = 0;
-async function api(method, path, token, body) {
-  const headers = { "Content-Type": "application/json" };
-  if (token) headers.Authorization = "Bearer " + token;
-  if (method !== "GET") headers["Idempotency-Key"] = "admin-test-" + Date.now() + "-" + seq++;
-  const r = await fetch(base + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
-  return { status: r.status, body: await r.json().catch(() => ({})) };
-}
+const { base, bin, dir, server, api } = await startDemo("admin");
 // signedGet calls the API as an institution system would, with an HMAC-SM3
 // key (docs/api.md: METHOD, URI, timestamp, nonce, hex SM3 of the body).
 async function signedGet(path, keyID, secret) {
