@@ -61,14 +61,9 @@ func (s *Server) auditReceipt(c *call) error {
 // their settlements: the audit entry of its latest state, its inclusion
 // proof and the signed checkpoint, as a file to keep.
 func (s *Server) appSettlementReceipt(c *call) error {
-	psn, _, err := s.appPerson(c, "receipt")
+	ctx, st, err := s.appOwnSettlement(c)
 	if err != nil {
 		return err
-	}
-	ctx := yibao.WithPrincipal(c.r.Context(), yibao.System("app"))
-	st, err := s.settle.GetSettlement(ctx, c.path("setl_id"))
-	if err != nil || st.PsnNo != psn {
-		return yibao.Errorf(yibao.CodeNotFound, "receipt %s not found", c.path("setl_id"))
 	}
 	id, err := s.audit.LatestFor(ctx, st.SetlID)
 	if err != nil {

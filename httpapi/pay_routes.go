@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"yibao"
 	"yibao/money"
 	"yibao/pay"
+	"yibao/settlement"
 )
 
 // payRoutes are the payment-order, wallet-notification and
@@ -305,14 +307,9 @@ func (s *Server) appSettlements(c *call) error {
 // appReceipt is one of the person's settlements with every fee line and
 // its split.
 func (s *Server) appReceipt(c *call) error {
-	psn, _, err := s.appPerson(c, "receipt")
+	ctx, st, err := s.appOwnSettlement(c)
 	if err != nil {
 		return err
-	}
-	ctx := yibao.WithPrincipal(c.r.Context(), yibao.System("app"))
-	st, err := s.settle.GetSettlement(ctx, c.path("setl_id"))
-	if err != nil || st.PsnNo != psn {
-		return yibao.Errorf(yibao.CodeNotFound, "receipt %s not found", c.path("setl_id"))
 	}
 	inst, err := s.registry.Institution(ctx, st.FixmedinsCode)
 	name := st.FixmedinsCode
@@ -337,4 +334,20 @@ func (s *Server) appReceipt(c *call) error {
 	return c.json(http.StatusOK, map[string]any{"setl_id": st.SetlID, "institution": name, "fixmedins_code": st.FixmedinsCode,
 		"status": st.Status, "kind": st.Kind, "created_at": st.CreatedAt.In(yibao.ChinaTime).Format("2006-01-02 15:04:05"),
 		"policy_version": st.PolicyVersion, "setlinfo": si, "fee_lines": lines, "legs": st.Legs})
+}
+
+// appOwnSettlement is the settlement named in the path, if it is the app
+// session's person's; the context reads as the platform (the session
+// already proved who is asking).
+func (s *Server) appOwnSettlement(c *call) (context.Context, *settlement.Settlement, error) {
+	psn, _, err := s.appPerson(c, "receipt")
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx := yibao.WithPrincipal(c.r.Context(), yibao.System("app"))
+	st, err := s.settle.GetSettlement(ctx, c.path("setl_id"))
+	if err != nil || st.PsnNo != psn {
+		return nil, nil, yibao.Errorf(yibao.CodeNotFound, "receipt %s not found", c.path("setl_id"))
+	}
+	return ctx, st, nil
 }
