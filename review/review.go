@@ -34,6 +34,9 @@ type Service struct {
 
 	mu  sync.RWMutex
 	lib *rules.Library // base + the bureau's active rules
+
+	kmu   sync.RWMutex
+	kinds map[string]string // catalog code → kind
 }
 
 // Sources are the rule library files (CSV): drug rules, service-item
@@ -128,29 +131,10 @@ func (s *Service) Check(ctx context.Context, b rules.Bill, psnNo, fixmedinsCode,
 		b.Elsewhere = append(b.Elsewhere, l)
 	}
 	rows.Close()
-	// Each line's kind (drug, service, material) from the catalog.
-	if len(b.Lines) > 0 {
-		codes := make([]any, 0, len(b.Lines))
-		for _, l := range b.Lines {
-			codes = append(codes, l.Code)
-		}
-		rows, err := s.db.Query(ctx, `SELECT code, kind FROM catalog_items WHERE code IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(codes)), ", ")+`)`, codes...)
-		if err != nil {
-			return nil, err
-		}
-		kinds := map[string]string{}
-		for rows.Next() {
-			var c, k string
-			if err := rows.Scan(&c, &k); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			kinds[c] = k
-		}
-		rows.Close()
-		for i := range b.Lines {
-			b.Lines[i].Kind = kinds[b.Lines[i].Code]
-		}
+	// Each line's kind (drug, service, material) from the catalog,
+	// cached: a code's kind never changes once it is in the catalog.
+	if err := s.fillKinds(ctx, b.Lines); err != nil {
+		return nil, err
 	}
 	s.mu.RLock()
 	lib := s.lib
@@ -226,4 +210,50 @@ func (s *Service) AddRule(ctx context.Context, r Rule) (*Rule, error) {
 		return nil, err
 	}
 	return &r, s.reload(ctx)
+}
+
+// fillKinds sets each line's catalog kind, reading only codes not seen
+// before.
+func (s *Service) fillKinds(ctx context.Context, lines []rules.Line) error {
+	var missing []any
+	s.kmu.RLock()
+	for _, l := range lines {
+		if _, ok := s.kinds[l.Code]; !ok {
+			missing = append(missing, l.Code)
+		}
+	}
+	s.kmu.RUnlock()
+	if len(missing) > 0 {
+		rows, err := s.db.Query(ctx, `SELECT code, kind FROM catalog_items WHERE code IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(missing)), ", ")+`)`, missing...)
+		if err != nil {
+			return err
+		}
+		found := map[string]string{}
+		for rows.Next() {
+			var c, k string
+			if err := rows.Scan(&c, &k); err != nil {
+				rows.Close()
+				return err
+			}
+			found[c] = k
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		s.kmu.Lock()
+		if s.kinds == nil {
+			s.kinds = map[string]string{}
+		}
+		for c, k := range found {
+			s.kinds[c] = k
+		}
+		s.kmu.Unlock()
+	}
+	s.kmu.RLock()
+	defer s.kmu.RUnlock()
+	for i := range lines {
+		lines[i].Kind = s.kinds[lines[i].Code]
+	}
+	return nil
 }
