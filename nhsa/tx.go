@@ -399,7 +399,7 @@ func feeUpload(s *Service, ctx context.Context, r *Request) (any, string, error)
 		return nil, "", err
 	}
 	// Each line's split, from a pre-settlement of the visit's unsettled lines.
-	pre, err := s.settle.PreSettle(ctx, mdtrt, settlement.SettleRequest{Kind: midOrNothing(v)})
+	pre, err := s.settle.PreSettle(ctx, mdtrt, settlement.SettleRequest{Kind: midOrNothing(v), KeepBlocked: true})
 	if err != nil {
 		return nil, "", err
 	}
@@ -423,7 +423,11 @@ func feeUpload(s *Service, ctx context.Context, r *Request) (any, string, error)
 			"fulamt_ownpay_amt": num(sp.FulamtOwnpayAmt), "overlmt_amt": num(sp.OverlmtAmt), "preselfpay_amt": num(sp.PreselfpayAmt),
 			"inscp_scp_amt": num(sp.InscpScpAmt), "chrgitm_lv": chrgitmLv[l.Class], "med_chrgitm_type": "09", "lmt_used_flag": "0", "memo": ""})
 	}
-	return map[string]any{"result": out}, mdtrt, nil
+	res := map[string]any{"result": out}
+	if hits := reviewNode(pre.Review); hits != nil {
+		res["smart_review"] = hits // early warning: a block here refuses the settlement (2207) until corrected
+	}
+	return res, mdtrt, nil
 }
 
 // midOrNothing picks the pre-settlement kind that works for a visit at any
@@ -589,17 +593,24 @@ func preSettle(s *Service, ctx context.Context, r *Request) (any, string, error)
 		return nil, "", err
 	}
 	out := map[string]any{"setlinfo": info, "setldetail": setldetail(pre.Result, 1)}
-	if len(pre.Review) > 0 {
-		// Smart review's findings, line by line (yibao's extra output
-		// node; HIS clients that do not know it ignore it).
-		hits := make([]map[string]string, 0, len(pre.Review))
-		for _, h := range pre.Review {
-			hits = append(hits, map[string]string{"feedetl_sn": h.Sn, "rule_id": h.Rule, "rule_type": h.Kind, "action": h.Action,
-				"message": h.Message, "evidence": h.Evidence})
-		}
+	if hits := reviewNode(pre.Review); hits != nil {
 		out["smart_review"] = hits
 	}
 	return out, "", nil
+}
+
+// reviewNode is smart review's findings, line by line: yibao's extra
+// output node (HIS clients that do not know it ignore it); nil if none.
+func reviewNode(review []settlement.ReviewHit) []map[string]string {
+	if len(review) == 0 {
+		return nil
+	}
+	hits := make([]map[string]string, 0, len(review))
+	for _, h := range review {
+		hits = append(hits, map[string]string{"feedetl_sn": h.Sn, "rule_id": h.Rule, "rule_type": h.Kind, "action": h.Action,
+			"message": h.Message, "evidence": h.Evidence})
+	}
+	return hits
 }
 
 func settle(s *Service, ctx context.Context, r *Request) (any, string, error) {

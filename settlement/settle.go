@@ -95,6 +95,10 @@ type SettleRequest struct {
 	UseAccount  *bool  `json:"acct_used_flag,omitempty"`
 	FamilyPsnNo string `json:"family_psn_no,omitempty"` // 家庭共济: the linked holder whose account may pay
 	Explain     bool   `json:"explain,omitempty"`       // pre-settlement only: include the step-by-step text
+	// KeepBlocked, pre-settlement only: report blocking review findings
+	// instead of refusing (the fee upload shows them; the settlement
+	// will refuse).
+	KeepBlocked bool `json:"-"`
 	// Check, if set, sees the calculated result before anything is
 	// written and may refuse it (the national interface compares the
 	// figures the HIS sent); its error is returned as is.
@@ -255,7 +259,7 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 				selfPay[h.Sn] = true
 			}
 		}
-		if len(blocked) > 0 {
+		if len(blocked) > 0 && !r.KeepBlocked {
 			return nil, &yibao.Error{Code: yibao.CodePrecondition, Message: "review_blocked: " + strings.Join(blocked, "; ")}
 		}
 	}
