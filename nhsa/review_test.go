@@ -25,7 +25,7 @@ func TestReviewOnTheInterface(t *testing.T) {
 			"bilg_dr_codg": "D01", "bilg_dr_name": "王医生", "hosp_appr_flag": "1", "rx_circ_flag": "0"}
 	}
 	up := decode[struct {
-		Result []map[string]any   `json:"result"`
+		Result []map[string]any    `json:"result"`
 		Review []map[string]string `json:"smart_review"`
 	}](t, e.call(t, e.his, "2204", map[string]any{"feedetail": []map[string]any{line("1", "001103000010000", "120.00"), line("2", "001102000030000", "15.00")}}))
 	if len(up.Result) != 2 {
