@@ -18,6 +18,7 @@ func (s *Server) reviewRoutes() []route {
 		{method: "POST", path: "/api/v1/review/recoveries", access: staff, idempotent: true, h: s.proposeRecovery},
 		{method: "POST", path: "/api/v1/review/recoveries/{id}/decide", access: staff, idempotent: true, h: s.decideRecovery},
 		{method: "GET", path: "/api/v1/review/report", access: anyone, h: s.reviewReport},
+		{method: "PUT", path: "/api/v1/review/actions/{kind}", access: staff, idempotent: true, h: s.setReviewAction},
 	}
 }
 
@@ -26,7 +27,11 @@ func (s *Server) reviewRules(c *call) error {
 	if err != nil {
 		return err
 	}
-	return c.json(http.StatusOK, map[string]any{"items": own, "library": s.review.Stats()})
+	actions, err := s.review.Actions(c.r.Context())
+	if err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, map[string]any{"items": own, "library": s.review.Stats(), "actions": actions})
 }
 
 func (s *Server) addReviewRule(c *call) error {
@@ -113,4 +118,17 @@ func (s *Server) reviewReport(c *call) error {
 		return err
 	}
 	return c.json(http.StatusOK, r)
+}
+
+func (s *Server) setReviewAction(c *call) error {
+	var in struct {
+		Action string `json:"action"`
+	}
+	if err := c.decode(&in); err != nil {
+		return err
+	}
+	if err := s.review.SetAction(c.r.Context(), c.path("kind"), in.Action); err != nil {
+		return err
+	}
+	return c.json(http.StatusOK, map[string]string{"kind": c.path("kind"), "action": in.Action})
 }

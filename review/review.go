@@ -83,7 +83,11 @@ func (s *Service) reload(ctx context.Context) error {
 		all = append(all, rules.Rule{ID: r.ID, Kind: rules.Kind(r.Kind), Code: r.Code, Name: r.Name, Value: r.Value, Note: r.Note,
 			Action: rules.Action(r.Action), Source: "bureau"})
 	}
-	lib := rules.NewLibrary(all, PlatformActions())
+	actions, err := s.Actions(yibao.WithPrincipal(ctx, yibao.System("review")))
+	if err != nil {
+		return err
+	}
+	lib := rules.NewLibrary(all, actions)
 	s.mu.Lock()
 	s.lib = lib
 	s.mu.Unlock()
@@ -256,4 +260,59 @@ func (s *Service) fillKinds(ctx context.Context, lines []rules.Line) error {
 		lines[i].Kind = s.kinds[lines[i].Code]
 	}
 	return nil
+}
+
+// Actions are what each kind of finding does now: the platform's
+// starting actions with the bureau's changes over them.
+func (s *Service) Actions(ctx context.Context) (map[rules.Kind]rules.Action, error) {
+	if err := yibao.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
+	a := PlatformActions()
+	rows, err := s.db.Query(ctx, `SELECT kind, action FROM review_actions`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		a[rules.Kind(k)] = rules.Action(v)
+	}
+	return a, rows.Err()
+}
+
+// SetAction changes what a kind of finding does in this region
+// (administrators): e.g. age restrictions from warn to self_pay once the
+// bureau has reviewed their hits. It is in force for the next bill.
+func (s *Service) SetAction(ctx context.Context, kind, action string) error {
+	if err := yibao.RequireAdmin(ctx); err != nil {
+		return err
+	}
+	known := false
+	for _, k := range rules.Kinds {
+		known = known || string(k) == kind
+	}
+	if !known {
+		return yibao.FieldError("kind", "one of the rule kinds (docs/review.md)")
+	}
+	switch rules.Action(action) {
+	case rules.ActionWarn, rules.ActionSelfPay, rules.ActionBlock, rules.ActionOff:
+	default:
+		return yibao.FieldError("action", "warn, self_pay, block or off")
+	}
+	who := yibao.PrincipalFrom(ctx).ID()
+	err := s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM review_actions WHERE kind = ?`, kind); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO review_actions (kind, action, updated_by, updated_at) VALUES (?, ?, ?, ?)`, kind, action, who, s.now().UnixMicro())
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.reload(ctx)
 }

@@ -199,3 +199,59 @@ func TestRecoveryAndReport(t *testing.T) {
 		t.Fatalf("another hospital's report: %v", err)
 	}
 }
+
+// TestRegionAdoptsAKind: a child-only item billed for an adult only warns
+// until the bureau switches age restrictions to self-pay; then the line
+// is the patient's.
+func TestRegionAdoptsAKind(t *testing.T) {
+	a, d := newApp(t)
+	ctx := context.Background()
+	admin := yibao.WithPrincipal(ctx, yibao.System("test"))
+	cashier := yibao.WithPrincipal(ctx, &yibao.Principal{Kind: yibao.PrincipalUser, Subject: "c1", Role: yibao.RoleCashier, Institution: "H37010000001"})
+	var psn string
+	for _, c := range d.Coverages {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+			psn = c.PsnNo // employees are adults
+		}
+	}
+	bill := func() (string, bool) {
+		v, err := a.Settle.OpenVisit(cashier, settlement.VisitRequest{PsnNo: psn, FixmedinsCode: "H37010000001", Type: "general_outpatient"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 儿童前牙树脂冠修复: the NHSA item rules limit it to children.
+		if _, err := a.Settle.AddFeeLines(cashier, v.MdtrtID, []settlement.FeeLineInput{{FeedetlSn: "1", CatalogCode: "003105120040000", UnitPrice: 20000, Quantity: money.MustRatio(1, 1)}}); err != nil {
+			t.Fatal(err)
+		}
+		pv, err := a.Settle.PreSettle(cashier, v.MdtrtID, settlement.SettleRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		action := ""
+		for _, h := range pv.Review {
+			if h.Kind == "age" {
+				action = h.Action
+			}
+		}
+		return action, pv.Result.Lines[0].FulamtOwnpayAmt == pv.Result.Lines[0].Amount
+	}
+	if action, selfPaid := bill(); action != "warn" || selfPaid {
+		t.Fatalf("before: age finding %q, self-paid %v", action, selfPaid)
+	}
+	if err := a.Review.SetAction(cashier, "age", "self_pay"); !yibao.IsCode(err, yibao.CodeForbidden) {
+		t.Fatalf("a cashier sets an action: %v", err)
+	}
+	if err := a.Review.SetAction(admin, "colour", "self_pay"); !yibao.IsCode(err, yibao.CodeInvalid) {
+		t.Fatalf("an unknown kind: %v", err)
+	}
+	if err := a.Review.SetAction(admin, "age", "self_pay"); err != nil {
+		t.Fatal(err)
+	}
+	if action, selfPaid := bill(); action != "self_pay" || !selfPaid {
+		t.Fatalf("after: age finding %q, self-paid %v", action, selfPaid)
+	}
+	acts, _ := a.Review.Actions(admin)
+	if acts["age"] != "self_pay" || acts["duplicate"] != "block" {
+		t.Fatalf("actions: %v", acts)
+	}
+}

@@ -599,6 +599,25 @@
     const r = await api("GET", "/api/v1/review/rules");
     const total = Object.values(r.library).reduce((a, b) => a + b, 0);
     $("rule-stats").textContent = "规则库 " + total + " 条 rules in force: " + Object.entries(r.library).map(([k, v]) => k + " " + v).join(" · ");
+    const at = $("review-actions").tBodies[0];
+    at.innerHTML = "";
+    for (const [kind, action] of Object.entries(r.actions).sort()) {
+      const tr = at.insertRow();
+      tr.dataset.kind = kind;
+      const lab = document.createElement("label");
+      lab.htmlFor = "act-" + kind; lab.textContent = kind + " (" + (r.library[kind] || 0) + ")";
+      tr.insertCell().appendChild(lab);
+      const sel = document.createElement("select");
+      sel.id = "act-" + kind;
+      for (const [v, t] of [["warn", "提示 warn"], ["self_pay", "转自费 self-pay"], ["block", "拒付 block"], ["off", "关闭 off"]]) {
+        const o = document.createElement("option"); o.value = v; o.textContent = t; o.selected = v === action; sel.appendChild(o);
+      }
+      sel.addEventListener("change", async () => {
+        ok();
+        try { await api("PUT", "/api/v1/review/actions/" + kind, { action: sel.value }); tr.dataset.saved = sel.value; } catch (e) { fail(e); }
+      });
+      tr.insertCell().appendChild(sel);
+    }
     const rt = $("review-rules").tBodies[0];
     rt.innerHTML = "";
     for (const x of r.items) {

@@ -209,6 +209,10 @@ try {
   await adm.click("#alerts tr[data-kind=multi_institution][data-status=open] button");
   await adm.waitForSelector("#alerts tr[data-kind=multi_institution][data-status=confirmed]");
   assert.match(await adm.textContent("#rule-stats"), /rules in force/);
+  // The region adopts age restrictions: from a warning to self-pay.
+  assert.equal(await adm.inputValue("#act-age"), "warn");
+  await adm.selectOption("#act-age", "self_pay");
+  await adm.waitForSelector("#review-actions tr[data-kind=age][data-saved=self_pay]");
   // A recovery for it, proposed here and approved by the second
   // administrator below (dual control).
   await adm.waitForFunction(() => document.getElementById("rc-alert").options.length > 0);
