@@ -267,7 +267,9 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 // openLog opens the transparency log under <data_dir>/log with checkpoint
 // keys derived from the master secret, and its sequencer.
 func (a *App) openLog(ctx context.Context) error {
-	klog.SetSlogLogger(a.Log) // tessera logs through klog: into our logs, at our level
+	// Tessera logs through klog: into our logs, its chatter ("Failed to
+	// fetch old checkpoint" on a new log) at debug level.
+	klog.SetSlogLogger(slog.New(infoAsDebug{a.Log.Handler()}))
 	keys, err := audit.DeriveKeys(a.master, a.Config.LogOrigin)
 	if err != nil {
 		return fmt.Errorf("log keys: %w", err)
@@ -284,3 +286,28 @@ func (a *App) openLog(ctx context.Context) error {
 // AuditKeys are the transparency log's checkpoint keys (derived from the
 // master secret; tools such as `yibao log verify` need only the store).
 func (a *App) AuditKeys() (*audit.Keys, error) { return audit.DeriveKeys(a.master, a.Config.LogOrigin) }
+
+// infoAsDebug passes records on with info lowered to debug.
+type infoAsDebug struct{ slog.Handler }
+
+func (h infoAsDebug) Enabled(ctx context.Context, l slog.Level) bool {
+	if l == slog.LevelInfo {
+		l = slog.LevelDebug
+	}
+	return h.Handler.Enabled(ctx, l)
+}
+
+func (h infoAsDebug) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level == slog.LevelInfo {
+		r.Level = slog.LevelDebug
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h infoAsDebug) WithAttrs(as []slog.Attr) slog.Handler {
+	return infoAsDebug{h.Handler.WithAttrs(as)}
+}
+
+func (h infoAsDebug) WithGroup(name string) slog.Handler {
+	return infoAsDebug{h.Handler.WithGroup(name)}
+}
