@@ -15,6 +15,7 @@ import (
 	"yibao/registry"
 	"yibao/review"
 	"yibao/settlement"
+	"yibao/sim/walletsim"
 )
 
 // SeedReport counts what Seed wrote.
@@ -133,10 +134,14 @@ func (a *App) seedWallets(ctx context.Context, d *demo.Dataset, r *SeedReport) e
 
 // RestoreWalletPayers (re)creates the demo persons' simulated wallet
 // accounts: the simulators keep state in memory only.
-func (a *App) RestoreWalletPayers(d *demo.Dataset) {
+func (a *App) RestoreWalletPayers(d *demo.Dataset) { AddDemoPayers(a.Wallets, d) }
+
+// AddDemoPayers gives every demo person an account with
+// DemoWalletBalance in both simulated wallets of w.
+func AddDemoPayers(w *walletsim.Server, d *demo.Dataset) {
 	for _, p := range d.Persons {
 		for _, ch := range []string{"wechat", "alipay"} {
-			a.Wallets.AddPayer(ch, pay.PayerRef(ch, p.PsnNo), int64(DemoWalletBalance))
+			w.AddPayer(ch, pay.PayerRef(ch, p.PsnNo), int64(DemoWalletBalance))
 		}
 	}
 }

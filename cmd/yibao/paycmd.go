@@ -90,11 +90,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer srv.Close()
 	d := demo.Build()
-	for _, p := range d.Persons {
-		for _, ch := range []string{"wechat", "alipay"} {
-			srv.AddPayer(ch, pay.PayerRef(ch, p.PsnNo), int64(app.DemoWalletBalance))
-		}
-	}
+	app.AddDemoPayers(srv, d)
 	fmt.Fprintf(stdout, "wallet simulators (not WeChat Pay, not Alipay) on %s: WeChat Pay API v3 at /wechat, Alipay gateway at /alipay\n", srv.URL)
 	fmt.Fprintf(stdout, "  %d demo payers with %s yuan each; keys in %s\n", 2*len(d.Persons), app.DemoWalletBalance, *dir)
 	fmt.Fprintf(stdout, "  run the platform with: YIBAO_WALLETS=%s YIBAO_WALLET_KEYS=%s yibao serve\n", srv.URL, *dir)
