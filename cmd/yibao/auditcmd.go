@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"yibao/audit"
 	"yibao/audit/tlog"
 	"yibao/audit/witness"
-	"yibao/sqlstore"
 )
 
 type keyList []string
@@ -123,69 +121,37 @@ func runLog(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("the log does not verify: %w", err)
 	}
-	// The stored entries against the leaves, read from the directory.
-	n, bad, err := compareStored(ctx, a.DB, dir, rep.Size)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "database: %d sequenced entries compared with their leaves\n", n)
-	for _, b := range bad {
-		fmt.Fprintln(stdout, "  PROBLEM:", b)
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("%d stored entries differ from the log", len(bad))
-	}
-	fmt.Fprintln(stdout, "ok  the log and the stored entries agree")
-	return nil
-}
-
-func compareStored(ctx context.Context, db *sqlstore.DB, dir string, size uint64) (int, []string, error) {
+	// The stored entries against the leaves, read from the tile files
+	// (the server may hold the log's writer lock).
 	leaves := map[uint64][]byte{}
 	f := client.FileFetcher{Root: dir}
-	for i := uint64(0); i < size; i += layout.EntryBundleWidth {
-		b, err := client.GetEntryBundle(ctx, f.ReadEntryBundle, i/layout.EntryBundleWidth, size)
+	for i := uint64(0); i < rep.Size; i += layout.EntryBundleWidth {
+		b, err := client.GetEntryBundle(ctx, f.ReadEntryBundle, i/layout.EntryBundleWidth, rep.Size)
 		if err != nil {
-			return 0, nil, fmt.Errorf("entry bundle %d: %w", i/layout.EntryBundleWidth, err)
+			return fmt.Errorf("entry bundle %d: %w", i/layout.EntryBundleWidth, err)
 		}
 		for j, e := range b.Entries {
 			leaves[i+uint64(j)] = e
 		}
 	}
-	rows, err := db.Query(ctx, `SELECT id, body, log_index FROM audit_entries WHERE log_index IS NOT NULL ORDER BY log_index`)
+	check, err := audit.CheckLeaves(ctx, a.DB, rep.Size, func(_ context.Context, i uint64) ([]byte, error) {
+		if b, ok := leaves[i]; ok {
+			return b, nil
+		}
+		return nil, fmt.Errorf("leaf %d not in the entry bundles", i)
+	})
 	if err != nil {
-		return 0, nil, err
+		return err
 	}
-	defer rows.Close()
-	n := 0
-	var bad []string
-	seen := map[uint64]bool{}
-	for rows.Next() {
-		var id, body string
-		var idx int64
-		if err := rows.Scan(&id, &body, &idx); err != nil {
-			return n, bad, err
-		}
-		n++
-		seen[uint64(idx)] = true
-		leaf, ok := leaves[uint64(idx)]
-		switch {
-		case !ok:
-			bad = append(bad, fmt.Sprintf("%s claims leaf %d, beyond the log's %d leaves", id, idx, size))
-		case string(leaf) != body:
-			bad = append(bad, fmt.Sprintf("%s differs from leaf %d", id, idx))
-		}
+	fmt.Fprintf(stdout, "database: %d sequenced entries compared with their leaves (%d waiting for the log)\n", check.Sequenced, check.Pending)
+	for _, b := range append(check.Mismatches, check.Unsequenced...) {
+		fmt.Fprintln(stdout, "  PROBLEM:", b)
 	}
-	var missing []uint64
-	for i := range leaves {
-		if !seen[i] {
-			missing = append(missing, i)
-		}
+	if !check.OK() {
+		return fmt.Errorf("%d stored entries differ from the log", len(check.Mismatches)+len(check.Unsequenced))
 	}
-	sort.Slice(missing, func(i, j int) bool { return missing[i] < missing[j] })
-	for _, i := range missing {
-		bad = append(bad, fmt.Sprintf("leaf %d has no stored entry", i))
-	}
-	return n, bad, rows.Err()
+	fmt.Fprintln(stdout, "ok  the log and the stored entries agree")
+	return nil
 }
 
 // runWitness: yibao witness --log URL --key VKEY --state FILE follows a
