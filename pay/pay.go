@@ -23,6 +23,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -193,11 +195,7 @@ func (s *Service) SetClock(now func() time.Time) { s.now = now }
 
 // Channels lists the configured wallet channels.
 func (s *Service) Channels() []string {
-	var out []string
-	for n := range s.channels {
-		out = append(out, n)
-	}
-	return out
+	return slices.Sorted(maps.Keys(s.channels))
 }
 
 func (s *Service) channel(name string) (channel.Channel, error) {
@@ -468,7 +466,7 @@ func (s *Service) transition(ctx context.Context, tx *sqlstore.Tx, o *Order, c c
 	}
 	q := `UPDATE payment_orders SET ` + strings.Join(set, ", ") + ` WHERE pay_ord_id = ? AND version = ?`
 	args = append(args, o.PayOrdID, o.version)
-	if len(c.from) > 0 && !contains(c.from, o.Status) {
+	if len(c.from) > 0 && !slices.Contains(c.from, o.Status) {
 		return false, nil
 	}
 	res, err := tx.Exec(ctx, q, args...)
@@ -503,15 +501,6 @@ func (s *Service) transition(ctx context.Context, tx *sqlstore.Tx, o *Order, c c
 		}
 	}
 	return true, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func legState(amt money.Fen, state string) string {
