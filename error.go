@@ -34,6 +34,9 @@ const (
 
 	// Money.
 	CodeInsufficientFunds Code = "insufficient_funds"
+	// CodeCreditLimitExceeded: a payment on credit is more than the line
+	// has left (pending holds count); nothing was written.
+	CodeCreditLimitExceeded Code = "credit_limit_exceeded"
 
 	// Server.
 	CodeInternal    Code = "internal"    // a bug or an unexpected failure; details are only logged
@@ -45,7 +48,7 @@ var Codes = []Code{
 	CodeInvalid, CodeMalformed, CodeTooLarge, CodeUnsupportedType, CodeIdemRequired, CodeIdemConflict,
 	CodeUnauthenticated, CodeBadSignature, CodeReplay, CodeForbidden,
 	CodeNotFound, CodeConflict, CodePrecondition, CodeRateLimited,
-	CodeInsufficientFunds,
+	CodeInsufficientFunds, CodeCreditLimitExceeded,
 	CodeInternal, CodeUnavailable,
 }
 

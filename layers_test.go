@@ -47,6 +47,9 @@ var layer = map[string]int{
 	"sim/alipaysim":      40,
 	"sim/walletsim":      45,
 	"pay":                62,
+	"credit":             61, // credit payment: agreements, holds, statements, repayments, bank files
+	"credit/bankapi":     35, // the signed bank protocol: messages, signatures, client
+	"sim/banksim":        40, // the bank, simulated
 	"review":             55, // smart review: the rule libraries as a service, the review queue
 	"httpapi":            70,
 	"app":                80,

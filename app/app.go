@@ -21,6 +21,7 @@ import (
 	"yibao/audit"
 	"yibao/audit/tlog"
 	"yibao/auth"
+	"yibao/credit"
 	"yibao/delivery"
 	"yibao/ecert"
 	"yibao/gmcrypto"
@@ -31,6 +32,7 @@ import (
 	"yibao/registry"
 	"yibao/review"
 	"yibao/settlement"
+	"yibao/sim/banksim"
 	"yibao/sim/walletsim"
 	"yibao/sqlstore"
 )
@@ -56,6 +58,8 @@ type App struct {
 	Sequencer *audit.Sequencer
 	Review    *review.Service
 	Wallets   *walletsim.Server // the in-process wallet simulators, when configured
+	Credit    *credit.Service
+	Bank      *banksim.Server // the in-process bank simulator, when configured
 	API       *httpapi.Server
 	master    []byte
 	keys      *gmcrypto.Keyring
@@ -143,6 +147,10 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	if err := a.openCredit(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("credit payment: %w", err)
+	}
 	if err := a.openReview(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("smart review: %w", err)
@@ -150,7 +158,7 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
 			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay,
-			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
+			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, Credit: a.Credit, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
 	return a, nil
 }
 
@@ -190,6 +198,9 @@ func loadMasterKey(cfg Config) ([]byte, error) {
 func (a *App) Close() error {
 	if a.Wallets != nil {
 		a.Wallets.Close()
+	}
+	if a.Bank != nil {
+		a.Bank.Close()
 	}
 	if a.TLog != nil {
 		a.TLog.Close()
@@ -241,6 +252,9 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	if a.Config.PublicURL == "" {
 		a.Pay.SetNotifyBase("http://" + ln.Addr().String() + "/api/v1/pay/notify")
+		if a.Bank != nil {
+			a.Bank.Sim.SetCallbackURL("http://" + ln.Addr().String() + "/api/v1/credit/notify/" + banksim.DefaultBankCode)
+		}
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -249,6 +263,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	go a.Pay.Run(ctx, 2*time.Second)              // resolves unknown wallet outcomes and open refunds
 	go a.Sequencer.Run(ctx, 200*time.Millisecond) // appends audit entries to the transparency log
 	go a.Review.Run(ctx, 30*time.Second)          // raises review alerts from the day's settlements
+	go a.Credit.Run(ctx, 5*time.Second)           // lost bank answers, growing guarantees, reminders and overdue
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -42,8 +42,14 @@ type Config struct {
 	// through wallet_keys), "off" runs without wallet channels. YIBAO_WALLETS
 	Wallets    string `json:"wallets"`
 	WalletKeys string `json:"wallet_keys"` // folder of the wallet keys, YIBAO_WALLET_KEYS; default <data_dir>/wallet-keys
-	PublicURL  string `json:"public_url"`  // base URL wallets call back on, YIBAO_PUBLIC_URL; default http://<addr as bound>
-	LogOrigin  string `json:"log_origin"`  // the transparency log's checkpoint origin, YIBAO_LOG_ORIGIN
+	// Banks: "sim" runs the credit bank simulator (医惠银行, bank code
+	// yhbank) in-process (the default), an http:// URL uses a `yibao sim
+	// bank` server there (its public key in bank_keys/bank-public.pem),
+	// "off" runs without credit payment. YIBAO_BANKS
+	Banks     string `json:"banks"`
+	BankKeys  string `json:"bank_keys"`  // folder of the bank keys, YIBAO_BANK_KEYS; default <data_dir>/bank-keys
+	PublicURL string `json:"public_url"` // base URL wallets call back on, YIBAO_PUBLIC_URL; default http://<addr as bound>
+	LogOrigin string `json:"log_origin"` // the transparency log's checkpoint origin, YIBAO_LOG_ORIGIN
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -59,6 +65,7 @@ func Defaults() Config {
 		SessionTTL:         12 * time.Hour,
 		EcertStepSeconds:   20,
 		Wallets:            "sim",
+		Banks:              "sim",
 		LogOrigin:          "yibao.local/log",
 	}
 }
@@ -105,6 +112,8 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("YIBAO_ADMIN_PASSWORD", &c.AdminPassword)
 	str("YIBAO_WALLETS", &c.Wallets)
 	str("YIBAO_WALLET_KEYS", &c.WalletKeys)
+	str("YIBAO_BANKS", &c.Banks)
+	str("YIBAO_BANK_KEYS", &c.BankKeys)
 	str("YIBAO_PUBLIC_URL", &c.PublicURL)
 	str("YIBAO_LOG_ORIGIN", &c.LogOrigin)
 	for _, f := range []struct {
@@ -191,11 +200,17 @@ func (c *Config) Validate() error {
 	if c.Wallets != "sim" && c.Wallets != "off" && !strings.HasPrefix(c.Wallets, "http://") && !strings.HasPrefix(c.Wallets, "https://") {
 		errs = append(errs, fmt.Sprintf("wallets %q: must be sim, off or the URL of a `yibao sim wallet` server", c.Wallets))
 	}
+	if c.Banks != "sim" && c.Banks != "off" && !strings.HasPrefix(c.Banks, "http://") && !strings.HasPrefix(c.Banks, "https://") {
+		errs = append(errs, fmt.Sprintf("banks %q: must be sim, off or the URL of a `yibao sim bank` server", c.Banks))
+	}
 	if c.LogOrigin == "" || strings.ContainsAny(c.LogOrigin, " \n+") {
 		errs = append(errs, "log_origin: a name without spaces or '+', e.g. yibao.example/log")
 	}
 	if c.WalletKeys == "" {
 		c.WalletKeys = filepath.Join(c.DataDir, "wallet-keys")
+	}
+	if c.BankKeys == "" {
+		c.BankKeys = filepath.Join(c.DataDir, "bank-keys")
 	}
 	if c.AdminPassword != "" && len(c.AdminPassword) < 8 {
 		errs = append(errs, "admin_password: must be at least 8 characters")

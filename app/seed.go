@@ -20,11 +20,11 @@ import (
 
 // SeedReport counts what Seed wrote.
 type SeedReport struct {
-	Regions, Schemes, Institutions, Catalog, Persons, Coverages, Users, APIKeys int
-	Policies, Accounts, Slots, Settlements, Channels, Payers, Agreements        int
-	ReviewRules, Alerts                                                         int
-	Funded                                                                      money.Fen
-	Took                                                                        time.Duration
+	Regions, Schemes, Institutions, Catalog, Persons, Coverages, Users, APIKeys            int
+	Policies, Accounts, Slots, Settlements, Channels, Payers, Agreements, CreditAgreements int
+	ReviewRules, Alerts                                                                    int
+	Funded                                                                                 money.Fen
+	Took                                                                                   time.Duration
 }
 
 // Seed loads the demo dataset into an empty database through the same
@@ -102,6 +102,11 @@ func (a *App) Seed(ctx context.Context, d *demo.Dataset) (*SeedReport, error) {
 	}
 	if a.Wallets != nil && a.Pay != nil {
 		if err := a.seedWallets(ctx, d, r); err != nil {
+			return nil, err
+		}
+	}
+	if a.Bank != nil && a.Wallets != nil {
+		if err := a.seedCredit(ctx, d, r); err != nil {
 			return nil, err
 		}
 	}

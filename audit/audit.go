@@ -25,6 +25,7 @@ const (
 	KindRefund     = "refund"     // a refund finished at the wallet or counter
 	KindPolicy     = "policy"     // a policy version drafted, submitted, approved, rejected
 	KindKey        = "key"        // institution keys, channels, webhooks
+	KindCredit     = "credit"     // credit agreements, repayments, limits, bank settlement files
 )
 
 // Entry is one audit record. Its canonical form (Canonical) is what the

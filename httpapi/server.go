@@ -20,6 +20,7 @@ import (
 	"yibao"
 	"yibao/audit"
 	"yibao/auth"
+	"yibao/credit"
 	"yibao/delivery"
 	"yibao/ecert"
 	"yibao/ledger/engine"
@@ -51,6 +52,7 @@ type Server struct {
 	pay      *pay.Service
 	audit    *audit.Store
 	review   *review.Service
+	credit   *credit.Service
 	// auditOrigin and auditKeys describe the log for verifiers.
 	auditOrigin string
 	auditKeys   []string
@@ -75,6 +77,7 @@ type Deps struct {
 	Pay        *pay.Service
 	Audit      *audit.Store
 	Review     *review.Service
+	Credit     *credit.Service
 	// AuditOrigin and AuditKeys describe the transparency log (its
 	// checkpoint origin and the note verifier keys).
 	AuditOrigin string
@@ -89,7 +92,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)

@@ -64,9 +64,18 @@ func CreditLine(agreementID string) Account {
 	return Account{ID: "credit:" + agreementID, Ledger: CNY, Kind: KindCreditLine, Flags: DebitsMustNotExceedCredits}
 }
 
-// BankSettlement is a partner bank's settlement account.
-func BankSettlement(bank string) Account {
-	return Account{ID: "banksettle:" + bank, Ledger: CNY, Kind: KindBankSettlement}
+// CreditLimits is where a bank's credit lines are funded from and
+// return to: granting a limit moves it to the line, lowering one moves it
+// back. The bank's side of the books (outside world), unconstrained.
+func CreditLimits(bank string) Account {
+	return Account{ID: "creditlimit:" + bank, Ledger: CNY, Kind: KindCreditLimits}
+}
+
+// BankRepayments is money patients repaid to a bank directly (at its
+// counter, in its app): the outside world a repayment comes from when no
+// wallet of ours collected it.
+func BankRepayments(bank string) Account {
+	return Account{ID: "repaid:" + bank, Ledger: CNY, Kind: KindBankRepayments}
 }
 
 // InstitutionAccounts are the accounts every institution gets.

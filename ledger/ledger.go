@@ -39,7 +39,8 @@ const (
 	KindPatientCash        AccountKind = "patient_cash"        // out-of-pocket money collected at an institution (outside world)
 	KindChannelClearing    AccountKind = "channel_clearing"    // a wallet provider's clearing account
 	KindCreditLine         AccountKind = "credit_line"         // a bank credit agreement
-	KindBankSettlement     AccountKind = "bank_settlement"     // a bank's settlement account
+	KindCreditLimits       AccountKind = "credit_limits"       // a bank's granted limits: lines are funded from here (outside world)
+	KindBankRepayments     AccountKind = "bank_repayments"     // repayments patients made to a bank directly (outside world)
 	KindSystem             AccountKind = "system"              // tests and benchmarks
 )
 

@@ -18,8 +18,9 @@ import (
 // unsettled fee line and collect the out-of-pocket part in one step.
 type PayRequest struct {
 	// Channel collects the out-of-pocket part: "auto" (the patient's
-	// active withholding agreement), "wechat", "alipay", or "counter"
-	// (cash or card at the counter).
+	// active withholding agreement), "wechat", "alipay", "credit" (the
+	// patient's bank credit line) or "counter" (cash or card at the
+	// counter).
 	Channel     string `json:"channel"`
 	Kind        string `json:"kind,omitempty"` // inpatients: mid_stay or discharge
 	UseAccount  *bool  `json:"acct_used_flag,omitempty"`
@@ -64,6 +65,9 @@ func (s *Service) PayVisit(ctx context.Context, mdtrtID string, r PayRequest) (*
 			return nil, err
 		}
 		return s.Get(ctx, o.PayOrdID)
+	}
+	if r.Channel == ChannelCredit {
+		return s.payOnCredit(ctx, v, req, o)
 	}
 	ag, err := s.activeAgreement(ctx, v.PsnNo, r.Channel)
 	if err != nil {

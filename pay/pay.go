@@ -30,6 +30,7 @@ import (
 
 	"yibao"
 	"yibao/audit"
+	"yibao/credit"
 	"yibao/ecert"
 	"yibao/ledger/engine"
 	"yibao/money"
@@ -157,6 +158,8 @@ type Service struct {
 	channels map[string]channel.Channel
 	cfg      Config
 	now      func() time.Time
+
+	credit *credit.Service
 
 	// Audit records the orders' states and refunds (nil: none).
 	Audit *audit.Writer

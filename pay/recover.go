@@ -18,6 +18,10 @@ func (s *Service) check(ctx context.Context, id string) {
 	if err != nil || o.Status != StatusPaying || o.OutTradeNo == "" {
 		return
 	}
+	if o.Channel == ChannelCredit {
+		s.drawCredit(ctx, id)
+		return
+	}
 	ch, err := s.channel(o.Channel)
 	if err != nil {
 		return

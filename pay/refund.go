@@ -112,6 +112,9 @@ func (s *Service) Refund(ctx context.Context, id string, r RefundRequest) (*Refu
 	if o.Status != StatusPaid && o.Status != StatusPartiallyRefunded {
 		return nil, yibao.Errorf(yibao.CodePrecondition, "order %s is %s; only a paid order is refunded", id, o.Status)
 	}
+	if o.Channel == ChannelCredit {
+		return nil, yibao.Errorf(yibao.CodePrecondition, "order %s was paid on credit; refunds of credit payments are not supported yet (the bank's draw would have to be reduced with them)", id)
+	}
 	left := o.SelfPay - o.Refunded
 	switch r.Kind {
 	case RefundCash:

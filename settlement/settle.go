@@ -107,6 +107,23 @@ type SettleRequest struct {
 	// after the settlement row is written: what it writes (a payment
 	// order) commits with the settlement or not at all.
 	Also func(ctx context.Context, tx *sqlstore.Tx, st *Settlement) error `json:"-"`
+	// Hold, with PayMode later, reserves the out-of-pocket part on a
+	// credit line in the settlement's own ledger unit: a pending leg
+	// "credit_hold" from Hold.Line to the bank's clearing account, posted
+	// by Complete(…, Hold.Channel) and voided by Void. A line without
+	// enough left fails the whole settlement with credit_limit_exceeded.
+	Hold *CreditHold `json:"-"`
+	// Release lists pending ledger transfers (an inpatient's credit
+	// guarantee) voided in the same unit ahead of the legs, so what they
+	// held is free for the settlement's own hold.
+	Release []string `json:"-"`
+}
+
+// CreditHold names the credit line that pays a settlement's out-of-pocket
+// part and the bank's channel that clears it.
+type CreditHold struct {
+	Line    ledger.Account
+	Channel string
 }
 
 // Preview is a pre-settlement: the calculator's answer, nothing stored.
@@ -279,7 +296,7 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 		return nil, err
 	}
 	p.in, p.res = in, res
-	if err := p.buildLegs(r.PayMode); err != nil {
+	if err := p.buildLegs(r.PayMode, r.Hold); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -341,7 +358,7 @@ func fundAccount(admdvs, fundPayType string) ledger.Account {
 // account pay the institution's receivable; the out-of-pocket part is a
 // counter payment (cash) or, paid later, comes through a channel's
 // clearing account when the settlement completes.
-func (p *plan) buildLegs(payMode string) error {
+func (p *plan) buildLegs(payMode string, hold *CreditHold) error {
 	if payMode == "" {
 		payMode = PayCash
 	}
@@ -381,8 +398,20 @@ func (p *plan) buildLegs(payMode string) error {
 		p.accounts = append(p.accounts, cash, bank)
 		p.legs = append(p.legs, Leg{Leg: "psn_cash_pay", Debit: cash.ID, Credit: bank.ID, Amount: si.PsnCashPay})
 	}
+	if hold != nil && si.PsnCashPay > 0 {
+		if !pending {
+			return yibao.FieldError("pay_mode", "a credit hold needs pay_mode later")
+		}
+		clear := ledger.ChannelClearing(hold.Channel)
+		p.accounts = append(p.accounts, hold.Line, clear)
+		p.legs = append(p.legs, Leg{Leg: LegCreditHold, Debit: hold.Line.ID, Credit: clear.ID, Amount: si.PsnCashPay, Pending: true})
+	}
 	return nil
 }
+
+// LegCreditHold is the pending leg that holds a settlement's out-of-pocket
+// part on a credit line.
+const LegCreditHold = "credit_hold"
 
 func legTransfers(setlID, code string, legs []Leg) []ledger.Transfer {
 	out := make([]ledger.Transfer, 0, len(legs))
@@ -436,9 +465,12 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 				return nil, err
 			}
 		}
-		st, err := s.commitPlan(ctx, p, r.PayMode, who.ID(), r.Also)
+		st, err := s.commitPlan(ctx, p, r.PayMode, who.ID(), r.Also, r.Release)
 		if err == nil {
 			return st, nil
+		}
+		if r.Hold != nil && ledger.ReasonOf(err) == ledger.ReasonExceedsCredits && strings.Contains(err.Error(), r.Hold.Line.ID) {
+			return nil, yibao.Wrap(yibao.CodeCreditLimitExceeded, err, fmt.Sprintf("credit_limit_exceeded: the out-of-pocket part %s yuan is more than the credit line has left", p.res.SetlInfo.PsnCashPay))
 		}
 		retry := errors.Is(err, errStale) ||
 			(yibao.IsCode(err, yibao.CodeInsufficientFunds) && strings.Contains(err.Error(), "acct:")) // the account balance moved
@@ -453,7 +485,7 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 	}
 }
 
-func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, also func(context.Context, *sqlstore.Tx, *Settlement) error) (*Settlement, error) {
+func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, also func(context.Context, *sqlstore.Tx, *Settlement) error, release []string) (*Settlement, error) {
 	now := s.now()
 	si := &p.res.SetlInfo
 	st := &Settlement{SetlID: newID("ST"), MdtrtID: p.v.MdtrtID, PsnNo: p.v.PsnNo, FixmedinsCode: p.v.FixmedinsCode,
@@ -477,7 +509,11 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 	if p.kind != KindMidStay {
 		newStatus = VisitSettled
 	}
-	unit := engine.Unit{Accounts: p.accounts, Transfers: legTransfers(st.SetlID, "settlement", p.legs)}
+	var ts []ledger.Transfer
+	for _, id := range release {
+		ts = append(ts, ledger.Transfer{ID: st.SetlID + ":release:" + id, PendingID: id, Flags: ledger.VoidPending, Code: "guarantee_release", UserData: st.SetlID})
+	}
+	unit := engine.Unit{Accounts: p.accounts, Transfers: append(ts, legTransfers(st.SetlID, "settlement", p.legs)...)}
 	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
 		if err := s.saveAccumulators(ctx, tx, p.v.PsnNo, p.v.Insutype, &p.res.Accumulators, p.accVer, p.accExists); err != nil {
 			return err
@@ -674,6 +710,14 @@ func (s *Service) GetSettlement(ctx context.Context, id string) (*Settlement, er
 // institution. Completing again with the same channel returns the
 // settlement; a voided one cannot complete.
 func (s *Service) Complete(ctx context.Context, id, channel string) (*Settlement, error) {
+	return s.CompleteAlso(ctx, id, channel, nil)
+}
+
+// CompleteAlso is Complete with also run inside the completion's own
+// transaction (the credit service records the draw there): it commits
+// with the completion or not at all. A settlement completed before
+// returns without running also.
+func (s *Service) CompleteAlso(ctx context.Context, id, channel string, also func(ctx context.Context, tx *sqlstore.Tx, st *Settlement) error) (*Settlement, error) {
 	if !channelRe.MatchString(channel) || channel == PayCash {
 		return nil, yibao.FieldError("channel", "name the payment channel (2–20 lowercase letters/digits), e.g. wechat")
 	}
@@ -721,6 +765,11 @@ func (s *Service) Complete(ctx context.Context, id, channel string) (*Settlement
 			return yibao.Errorf(yibao.CodeConflict, "settlement %s changed meanwhile", id)
 		}
 		st.Status = StatusCompleted
+		if also != nil {
+			if err := also(ctx, tx, st); err != nil {
+				return err
+			}
+		}
 		return s.outbox(ctx, tx, "settlement.completed", st, now)
 	}
 	if _, err := s.led.Submit(ctx, unit); err != nil {
@@ -794,6 +843,11 @@ func (s *Service) ReverseRefunded(ctx context.Context, id string, cashRefunded m
 	case StatusCompleted:
 	default:
 		return nil, yibao.Errorf(yibao.CodePrecondition, "settlement %s is %s; only a completed settlement is reversed (void a pending one)", id, st.Status)
+	}
+	for _, l := range st.Legs {
+		if l.Leg == LegCreditHold {
+			return nil, yibao.Errorf(yibao.CodePrecondition, "settlement %s was paid on credit; reversing credit-paid settlements is not supported yet (the bank's draw would have to be reversed with it)", id)
+		}
 	}
 	var ts []ledger.Transfer
 	for _, l := range st.Legs {

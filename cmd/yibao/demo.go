@@ -51,10 +51,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "       %d policy versions, %d ledger accounts holding %s yuan, %d appointment slots, %d settled bills, in %s\n",
 			rep.Policies, rep.Accounts, rep.Funded, rep.Slots, rep.Settlements, rep.Took.Round(1e6))
 		if rep.Payers > 0 {
-			fmt.Fprintf(stdout, "       %d simulated wallet accounts, %d withholding agreements\n", rep.Payers, rep.Agreements)
+			fmt.Fprintf(stdout, "       %d simulated wallet accounts, %d withholding agreements, %d credit agreements\n", rep.Payers, rep.Agreements, rep.CreditAgreements)
 		}
-	} else if a.Wallets != nil {
-		a.RestoreWalletPayers(d) // the simulators forget everything when they stop
+	} else {
+		if a.Wallets != nil {
+			a.RestoreWalletPayers(d) // the simulators forget everything when they stop
+		}
+		a.RestoreBankScores(d)
 	}
 	return a.Serve(ctx, func(addr string) {
 		base := "http://" + addr
@@ -64,6 +67,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "  bureau      %s/admin/    (admin / admin123, and auditor / auditor123 to approve policies)\n", base)
 		if a.Wallets != nil {
 			fmt.Fprintf(stdout, "  wallets     %s  (WeChat Pay and Alipay simulators: every demo person has %s yuan in each)\n", a.Wallets.URL, app.DemoWalletBalance)
+		}
+		if a.Bank != nil {
+			fmt.Fprintf(stdout, "  bank        %s  (credit bank simulator, %s: credit payment, statements, repayments)\n", a.Bank.URL, app.DemoBankName)
 		}
 		fmt.Fprintf(stdout, "  health      %s/healthz\n  API spec    %s/api/v1/openapi.json\n  metrics     %s/metrics\n\n", base, base, base)
 		tw := tabwriter.NewWriter(stdout, 0, 2, 2, ' ', 0)

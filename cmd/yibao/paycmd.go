@@ -70,8 +70,11 @@ func runReconcile(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // their own port, with the demo persons' accounts, for a platform started
 // with wallets set to this server's URL and the same wallet_keys folder.
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "bank" {
+		return runSimBank(ctx, args, stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "wallet" {
-		return errors.New("usage: yibao sim wallet [--addr 127.0.0.1:8090] [--keys DIR]")
+		return errors.New("usage: yibao sim wallet [--addr 127.0.0.1:8090] [--keys DIR] | yibao sim bank [--addr 127.0.0.1:8091] [--keys DIR]")
 	}
 	fs := flag.NewFlagSet("yibao sim wallet", flag.ContinueOnError)
 	fs.SetOutput(stderr)
