@@ -47,7 +47,8 @@ var layer = map[string]int{
 	"sim/alipaysim":      40,
 	"sim/walletsim":      45,
 	"pay":                62,
-	"credit":             61, // credit payment: agreements, holds, statements, repayments, bank files
+	"credit":             61,
+	"funds":              61, // fund operations: contributions, crediting, payouts, corrections, dual control // credit payment: agreements, holds, statements, repayments, bank files
 	"credit/bankapi":     35, // the signed bank protocol: messages, signatures, client
 	"sim/banksim":        40, // the bank, simulated
 	"review":             55, // smart review: the rule libraries as a service, the review queue

@@ -24,6 +24,7 @@ import (
 	"yibao/credit"
 	"yibao/delivery"
 	"yibao/ecert"
+	"yibao/funds"
 	"yibao/gmcrypto"
 	"yibao/httpapi"
 	"yibao/ledger/engine"
@@ -59,6 +60,7 @@ type App struct {
 	Review    *review.Service
 	Wallets   *walletsim.Server // the in-process wallet simulators, when configured
 	Credit    *credit.Service
+	Funds     *funds.Service
 	Bank      *banksim.Server // the in-process bank simulator, when configured
 	API       *httpapi.Server
 	master    []byte
@@ -147,6 +149,8 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	a.Funds = funds.New(db, a.Ledger, log)
+	a.Funds.Audit = a.Audit
 	if err := a.openCredit(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("credit payment: %w", err)
@@ -158,7 +162,7 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
 			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay,
-			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, Credit: a.Credit, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
+			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, Credit: a.Credit, Funds: a.Funds, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
 	return a, nil
 }
 

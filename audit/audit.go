@@ -26,6 +26,7 @@ const (
 	KindPolicy     = "policy"     // a policy version drafted, submitted, approved, rejected
 	KindKey        = "key"        // institution keys, channels, webhooks
 	KindCredit     = "credit"     // credit agreements, repayments, limits, bank settlement files
+	KindFund       = "fund"       // fund runs: contributions, crediting, payouts, corrections (prepared, approved, done)
 )
 
 // Entry is one audit record. Its canonical form (Canonical) is what the

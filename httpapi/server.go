@@ -23,6 +23,7 @@ import (
 	"yibao/credit"
 	"yibao/delivery"
 	"yibao/ecert"
+	"yibao/funds"
 	"yibao/ledger/engine"
 	"yibao/nhsa"
 	"yibao/pay"
@@ -53,6 +54,7 @@ type Server struct {
 	audit    *audit.Store
 	review   *review.Service
 	credit   *credit.Service
+	funds    *funds.Service
 	// auditOrigin and auditKeys describe the log for verifiers.
 	auditOrigin string
 	auditKeys   []string
@@ -78,6 +80,7 @@ type Deps struct {
 	Audit      *audit.Store
 	Review     *review.Service
 	Credit     *credit.Service
+	Funds      *funds.Service
 	// AuditOrigin and AuditKeys describe the transparency log (its
 	// checkpoint origin and the note verifier keys).
 	AuditOrigin string
@@ -92,7 +95,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, funds: d.Funds, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)

@@ -30,6 +30,7 @@ func commands() []command {
 		{"his", "national-interface smoke test against a running platform: yibao his demo", runHIS},
 		{"ecert", "e-certificate simulators for the demo: yibao ecert activate|code|resolve", runEcert},
 		{"reconcile", "match a wallet's daily bill against the orders: yibao reconcile channel --channel wechat --date YYYY-MM-DD", runReconcile},
+		{"funds", "run a month of fund operations against a running platform: yibao funds month [--period YYYY-MM]", runFunds},
 		{"sim", "run a simulator on its own port: yibao sim wallet | yibao sim bank", runSim},
 		{"verify", "check a receipt offline with the log's public keys: yibao verify --key VKEY receipt.json", runVerify},
 		{"log", "transparency log tools: yibao log verify", runLog},
