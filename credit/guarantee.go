@@ -205,7 +205,8 @@ func (s *Service) grow(ctx context.Context, g *Guarantee) (*Guarantee, error) {
 	return g, nil
 }
 
-// estimate is the stay's out-of-pocket part if it were settled now.
+// estimate is the stay's out-of-pocket part if it were settled now,
+// without the personal account.
 func (s *Service) estimate(ctx context.Context, mdtrtID string) (money.Fen, error) {
 	v, err := s.settle.GetVisit(sys(ctx), mdtrtID)
 	if err != nil {
@@ -215,7 +216,10 @@ func (s *Service) estimate(ctx context.Context, mdtrtID string) (money.Fen, erro
 	if v.Status == settlement.VisitDischarged {
 		kind = settlement.KindDischarge
 	}
-	p, err := s.settle.PreSettle(sys(ctx), mdtrtID, settlement.SettleRequest{Kind: kind, KeepBlocked: true})
+	// The worst case: the personal account may not be used at discharge,
+	// so estimate without it.
+	no := false
+	p, err := s.settle.PreSettle(sys(ctx), mdtrtID, settlement.SettleRequest{Kind: kind, KeepBlocked: true, UseAccount: &no})
 	if err != nil {
 		return 0, err
 	}

@@ -2,7 +2,9 @@
 // institutions), CSV imports with their progress, policy versions (draft,
 // submit, approve by a second administrator, compare two versions, replay),
 // payment orders that need a person, channel reconciliation with a chart,
-// e-certificate channels and institution API keys, dead letters.
+// e-certificate channels and institution API keys, credit payment (exposure
+// per bank, draws against repayments, the daily settlement file with the
+// bank, the reminder/overdue cycle), dead letters.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -27,22 +29,38 @@
   const cst = (d) => new Date(d.getTime() + 8 * 3600e3).toISOString().slice(0, 10);
 
   // bars draws a bar chart into an SVG: one bar per item, labels below.
-  function bars(svg, items, value, label) {
+  // opts.second adds a second series (class bar2) beside the first, with
+  // opts.names naming the two in the bars' titles; opts.every labels only
+  // every n-th item (for many items).
+  function bars(svg, items, value, label, opts) {
     const NS = "http://www.w3.org/2000/svg";
+    opts = opts || {};
+    const series = opts.second ? [[value, "bar"], [opts.second, "bar2"]] : [[value, "bar"]];
+    const names = opts.names || [];
     svg.innerHTML = "";
-    const max = Math.max(1, ...items.map(value));
+    const max = Math.max(1, ...series.flatMap(([f]) => items.map(f)));
     const w = 700 / Math.max(1, items.length);
+    const bw = Math.max(2, w - 8) / series.length;
     items.forEach((it, i) => {
-      const h = 140 * value(it) / max;
-      const r = document.createElementNS(NS, "rect");
-      r.setAttribute("class", "bar"); r.setAttribute("x", i * w + 4); r.setAttribute("y", 150 - h);
-      r.setAttribute("width", Math.max(2, w - 8)); r.setAttribute("height", h);
-      const title = document.createElementNS(NS, "title"); title.textContent = label(it) + ": " + value(it); r.appendChild(title);
-      svg.appendChild(r);
+      series.forEach(([f, cls], j) => {
+        const h = 140 * f(it) / max;
+        const r = document.createElementNS(NS, "rect");
+        r.setAttribute("class", cls); r.setAttribute("x", i * w + 4 + j * bw); r.setAttribute("y", 150 - h);
+        r.setAttribute("width", bw); r.setAttribute("height", h);
+        const title = document.createElementNS(NS, "title");
+        title.textContent = label(it) + (names[j] ? " " + names[j] : "") + ": " + f(it); r.appendChild(title);
+        svg.appendChild(r);
+      });
+      if (i % (opts.every || 1)) return;
       const t = document.createElementNS(NS, "text");
       t.setAttribute("x", i * w + 4); t.setAttribute("y", 168); t.textContent = label(it);
       svg.appendChild(t);
     });
+    if (opts.scale) { // the top of the scale, so the heights read as amounts
+      const t = document.createElementNS(NS, "text");
+      t.setAttribute("x", 4); t.setAttribute("y", 12); t.textContent = opts.scale(max);
+      svg.appendChild(t);
+    }
   }
 
   async function dashboard() {
@@ -168,6 +186,126 @@
         });
       }
     } catch (e) { $("rc-summary").textContent = ""; fail(e); }
+  });
+
+  // --- credit payment (信用就医): exposure per bank, draws against
+  // repayments per day, the daily settlement file with the bank, and the
+  // reminder / overdue cycle on demand. ---
+  const fenYuan = (n) => (n < 0 ? "-" : "") + Math.floor(Math.abs(n) / 100) + "." + String(Math.abs(n) % 100).padStart(2, "0");
+  const pct = (r) => (100 * r).toFixed(r > 0 && r < 0.001 ? 2 : 1) + "%";
+  const FILE_STATUS = { matched: "全部相符 matched", differences: "有差异 differences" };
+  async function credit() {
+    let ex;
+    try { ex = await api("GET", "/api/v1/credit/exposure"); } catch (e) {
+      if (e.status === 404) { $("credit").hidden = true; return; }
+      throw e;
+    }
+    $("credit").hidden = false;
+    const tb = $("cr-exposure").tBodies[0];
+    tb.innerHTML = "";
+    for (const b of ex.banks) {
+      const tr = tb.insertRow();
+      tr.dataset.bank = b.bank_code;
+      cells(tr, [b.name + " " + b.bank_code, b.agreements, b.active, b.suspended, "¥" + b.limits, "¥" + b.outstanding, "¥" + b.held, "¥" + b.overdue,
+        pct(b.overdue_rate), b.open_guarantees], [null, "num", "num", "num", "num", "num", "num", "num", "num rate", "num"]);
+      tr.cells[1].dataset.k = "agreements"; tr.cells[5].dataset.k = "outstanding"; tr.cells[8].dataset.k = "overdue_rate";
+      if (b.overdue_rate > 0) tr.cells[8].classList.add("pos");
+    }
+    if (!ex.banks.length) none(tb, 10);
+    const sum = (k) => ex.banks.reduce((a, b) => a + Math.round(parseFloat(b[k]) * 100), 0);
+    const out = sum("outstanding"), over = sum("overdue");
+    const drawn = ex.days.reduce((a, d) => a + Math.round(parseFloat(d.draws) * 100), 0);
+    const back = ex.days.reduce((a, d) => a + Math.round(parseFloat(d.repayments) * 100), 0);
+    $("cr-summary").textContent = "欠款 outstanding ¥" + fenYuan(out) + " · 逾期 overdue ¥" + fenYuan(over) + " · 逾期率 overdue rate " +
+      pct(out ? over / out : 0) + " · 近 30 天 last 30 days: 信用支付 draws ¥" + fenYuan(drawn) + "，还款 repayments ¥" + fenYuan(back);
+    bars($("chart-credit"), ex.days, (d) => parseFloat(d.draws), (d) => d.day.slice(5),
+      { second: (d) => parseFloat(d.repayments), names: ["信用支付 draws", "还款 repayments"], every: 5,
+        scale: (m) => "最高 max ¥" + (drawn || back ? m.toFixed(2) : "0.00") });
+    const sel = $("cr-bank"), keep = sel.value;
+    if (!sel.options.length || !ex.banks.some((b) => b.bank_code === keep)) {
+      sel.length = 0;
+      for (const b of ex.banks) sel.add(new Option(b.name + " " + b.bank_code, b.bank_code));
+    }
+    await creditReports();
+  }
+
+  async function creditReports() {
+    const list = (await api("GET", "/api/v1/credit/settlement-files?limit=10")).items;
+    const tb = $("cr-reports").tBodies[0];
+    tb.innerHTML = "";
+    for (const r of list) {
+      const tr = tb.insertRow();
+      tr.dataset.status = r.status; tr.dataset.day = r.day; tr.dataset.bank = r.bank_code;
+      const n = r.missing.length + r.extra.length + r.mismatched.length + r.hospitals.filter((h) => h.difference !== "0.00").length;
+      cells(tr, [r.day, r.bank_code, FILE_STATUS[r.status] || r.status, r.rows, r.matched, "¥" + r.draws, "¥" + r.repayments, "¥" + r.payouts, "¥" + r.net],
+        [null, null, "st-" + r.status, "num", "num", "num", "num", "num", "num"]);
+      const td = tr.insertCell();
+      if (!n) { td.textContent = "无 none"; continue; }
+      td.appendChild(button("查看 " + n + " 处 Show " + n, () => creditDiffs(r), "差异明细 Differences " + r.bank_code + " " + r.day));
+    }
+    if (!list.length) none(tb, 10);
+  }
+
+  // creditDiffs lists one file's differences: rows only we have, rows only
+  // the bank has, rows with other amounts, and hospitals paid otherwise.
+  function creditDiffs(r) {
+    const t = $("cr-diffs"), tb = t.tBodies[0];
+    tb.innerHTML = "";
+    const row = (kind, x, ours, theirs) => {
+      const tr = tb.insertRow();
+      tr.dataset.kind = kind;
+      cells(tr, [{ missing: "银行缺 missing at the bank", extra: "银行多 extra at the bank", mismatched: "金额不符 amounts differ" }[kind], x.kind, x.id, x.agreement_no,
+        x.fixmedins_code || "", ours, theirs], [null, null, null, null, null, "num", "num"]);
+    };
+    for (const x of r.missing) row("missing", x, fenYuan(x.amount_fen), "—");
+    for (const x of r.extra) row("extra", x, "—", fenYuan(x.amount_fen));
+    for (const m of r.mismatched) row("mismatched", m.ours, fenYuan(m.ours.amount_fen), fenYuan(m.theirs.amount_fen));
+    $("cr-diffs-title").textContent = "差异明细 Differences · " + r.bank_code + " " + r.day;
+    t.hidden = !tb.rows.length;
+    const ht = $("cr-hospitals"), hb = ht.tBodies[0];
+    hb.innerHTML = "";
+    for (const h of r.hospitals) {
+      const tr = hb.insertRow();
+      tr.dataset.code = h.fixmedins_code;
+      cells(tr, [h.fixmedins_code, "¥" + h.owed, "¥" + h.paid, "¥" + h.difference], [null, "num", "num", "num"]);
+      if (h.difference !== "0.00") { tr.className = "diff"; tr.cells[3].classList.add("pos"); }
+    }
+    ht.hidden = !r.hospitals.length;
+  }
+
+  function sendLabel() {
+    const d = $("cr-day").value;
+    $("cr-send").textContent = !d || d === cst(new Date()) ? "发送今日结算文件 Send today's settlement file" : "发送 " + d + " 结算文件 Send the settlement file of " + d;
+  }
+  $("cr-day").addEventListener("change", sendLabel);
+  $("cr-send").addEventListener("click", async () => {
+    ok();
+    const bank = $("cr-bank").value;
+    if (!bank) return;
+    const st = $("cr-file-status");
+    st.textContent = "发送中… sending"; delete st.dataset.status;
+    $("cr-send").disabled = true;
+    try {
+      const body = { bank_code: bank };
+      if ($("cr-day").value) body.day = $("cr-day").value;
+      const r = await api("POST", "/api/v1/credit/settlement-files", body);
+      st.dataset.status = r.status;
+      st.textContent = r.bank_code + " " + r.day + "：" + (FILE_STATUS[r.status] || r.status) + " · " + r.matched + "/" + r.rows + " 行相符 rows matched · 信用支付 draws ¥" +
+        r.draws + " · 还款 repayments ¥" + r.repayments + " · 付医院 payouts ¥" + r.payouts + " · 轧差 net ¥" + r.net;
+      creditDiffs(r);
+      await creditReports();
+    } catch (e) { st.textContent = ""; fail(e); } finally { $("cr-send").disabled = false; }
+  });
+  $("cr-cycle").addEventListener("click", async () => {
+    ok();
+    const st = $("cr-cycle-status");
+    $("cr-cycle").disabled = true;
+    try {
+      const r = await api("POST", "/api/v1/credit/cycle", {});
+      st.dataset.done = "true";
+      st.textContent = "已提醒 reminded " + r.reminded + " · 转为逾期 now overdue " + r.overdue + " · 已暂停 suspended " + r.suspended;
+      await credit();
+    } catch (e) { fail(e); } finally { $("cr-cycle").disabled = false; }
   });
 
   // --- small helpers for the tables below ---
@@ -711,9 +849,10 @@
     $("rfrom").value = cst(new Date(t.getTime() - 30 * 86400e3)); $("rto").value = cst(t);
     $("rc-date").value = cst(t);
     $("rep-month").value = cst(t).slice(0, 7);
+    $("cr-day").value = cst(t); sendLabel();
     try {
       await loadRegions();
-      await Promise.all([dashboard(), policies(), orders(), deadLetters(), institutions().then(keys), searchPersons(false), channels(), auditLog(), review(), report()]);
+      await Promise.all([dashboard(), policies(), orders(), deadLetters(), institutions().then(keys), searchPersons(false), channels(), auditLog(), review(), report(), credit()]);
     } catch (e) { fail(e); }
   }
   $("f-login").addEventListener("submit", async (ev) => {

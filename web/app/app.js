@@ -1,5 +1,7 @@
 // The official-app channel's patient page. The device key is made here and
-// kept in this browser's storage; only its public half is sent.
+// kept in this browser's storage; only its public half is sent. Besides
+// the code: bills, receipts, booking, family, wallet agreements and credit
+// payment (apply with consent, statements, repay, close).
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -17,7 +19,11 @@
       credentials: "same-origin",
     });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(data.message || r.status);
+    if (!r.ok) {
+      const e = new Error(data.message || r.status);
+      e.code = data.code; e.field = data.field; e.status = r.status;
+      throw e;
+    }
     return data;
   }
   function fail(e) { $("error").textContent = e.message || String(e); }
@@ -41,7 +47,7 @@
     lang = lang === "en" ? "zh" : "en";
     localStorage.setItem("yibao.app.lang", lang);
     applyPrefs();
-    if (device) { summary(); bills(); receipts(); family(); hospitals(); agreements(); }
+    if (device) { summary(); bills(); receipts(); family(); hospitals(); agreements(); credit(true); }
   });
   $("large").addEventListener("click", () => {
     localStorage.setItem("yibao.app.large", localStorage.getItem("yibao.app.large") === "1" ? "0" : "1");
@@ -171,6 +177,8 @@
   async function agreements() {
     try {
       const r = await api("agreements");
+      signedWallets = new Set(r.items.filter((a) => a.status === "active").map((a) => a.channel));
+      drawCredit();
       const ul = $("agreements");
       ul.innerHTML = "";
       for (const a of r.items) {
@@ -279,6 +287,7 @@
       const sel = $("book-hospital");
       sel.innerHTML = "";
       for (const h of r.items) {
+        hospitalNames.set(h.fixmedins_code, h.name);
         const o = document.createElement("option");
         o.value = h.fixmedins_code;
         o.textContent = h.name + " · " + t(h.level + "级", "level " + h.level);
@@ -318,6 +327,280 @@
   }
   $("book-hospital").addEventListener("change", slots);
 
+  // --- Credit payment (信用就医) ---
+  // A bank grants a line; the out-of-pocket part of a settlement paid on
+  // credit becomes a statement with a due date; the patient repays from a
+  // wallet with a withholding agreement. With no live agreement the page
+  // shows the banks and the consent in full, with an unticked box.
+  const hospitalNames = new Map(); // fixmedins_code → name (from /app/api/hospitals)
+  const creditWords = {
+    applying: ["审批中：等待银行答复", "Applying: waiting for the bank"],
+    active: ["已开通，可用于医保结算后的自付部分", "Active: pays your part after insurance"],
+    declined: ["银行未批准", "Declined by the bank"],
+    suspended: ["已暂停：有逾期欠款或银行暂停，还清后可恢复", "Suspended: something is overdue or the bank paused it; repaying can restore it"],
+    closed: ["已关闭", "Closed"],
+  };
+  const statementWords = { open: ["待还款", "to repay"], paid: ["已还清", "paid"], overdue: ["已逾期", "overdue"] };
+  const repayWords = { paying: ["扣款中", "collecting"], applied: ["已入账", "applied"], declined: ["扣款失败", "declined"] };
+  const walletWords = { wechat: ["微信支付", "WeChat Pay"], alipay: ["支付宝", "Alipay"] };
+  const sceneWords = { all: ["门诊和住院", "outpatient and inpatient"], outpatient: ["仅门诊", "outpatient only"], inpatient: ["仅住院", "inpatient only"] };
+  const words = (table, k) => (table[k] ? t(table[k][0], table[k][1]) : k);
+  const chinaDay = (ts) => new Date(Date.parse(ts) + 8 * 3600e3).toISOString().slice(0, 10);
+  const chinaTime = (ts) => new Date(Date.parse(ts) + 8 * 3600e3).toISOString().slice(0, 16).replace("T", " ");
+  const AMOUNT = /^\d{1,7}(\.\d{1,2})?$/;
+  // yuan2 writes a checked amount with two decimals ("609.7" → "609.70").
+  const yuan2 = (s) => { const [i, d = ""] = s.split("."); return String(Number(i)) + "." + (d + "00").slice(0, 2); };
+  const el = (tag, cls, text) => { const e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; };
+  const LIVE = ["applying", "active", "suspended"];
+  let creditData = null, creditJSON = "", consent = null;
+  let signedWallets = new Set(); // wallets with an active withholding agreement (repayments need one)
+  const openStatements = new Set(); // statements the patient has expanded stay so across refreshes
+
+  // credit loads the section; a periodic refresh (force false) redraws
+  // only when something changed, so the focus and the form stay put.
+  async function credit(force) {
+    let r;
+    try { r = await api("credit"); } catch (e) { if (e.status === 404) $("credit-card").hidden = true; return; }
+    if (!hospitalNames.size) {
+      try { for (const h of (await api("hospitals")).items) hospitalNames.set(h.fixmedins_code, h.name); } catch (e) { /* codes then */ }
+    }
+    const json = JSON.stringify(r);
+    if (!force && json === creditJSON) return;
+    creditJSON = json; creditData = r;
+    drawCredit();
+  }
+
+  function liveAgreement() { return creditData && creditData.agreements.find((a) => LIVE.includes(a.status)); }
+
+  function drawCredit() {
+    const r = creditData;
+    if (!r) return;
+    $("credit-card").hidden = false;
+    const live = liveAgreement();
+    const box = $("credit-agreement");
+    box.innerHTML = "";
+    box.hidden = !live;
+    if (live) {
+      box.dataset.status = live.status;
+      box.dataset.agreement = live.agreement_no;
+      box.appendChild(el("p", "cr-bank", (live.bank_name || live.bank_code) + " · " + words(sceneWords, live.scene)));
+      const state = el("p", "cr-state st-" + live.status, words(creditWords, live.status));
+      state.id = "cr-state";
+      box.appendChild(state);
+      if (live.overdue_since) box.appendChild(el("p", "cr-warn", t("逾期自 ", "Overdue since ") + chinaDay(live.overdue_since)));
+      if (live.reason && live.status !== "active") box.appendChild(el("p", "cr-warn", live.reason));
+      const dl = el("dl", "cr-figures");
+      const row = (k, zh, en, v) => { const dt = el("dt", "", t(zh, en)); const dd = el("dd", "", v); dd.dataset.k = k; dl.append(dt, dd); };
+      row("limit", "信用额度", "Credit limit", "¥" + live.limit);
+      row("available", "可用额度", "Available now", "¥" + live.available);
+      row("outstanding", "欠款（待还）", "Owed", "¥" + live.outstanding);
+      row("held", "占用（住院担保、支付中）", "Held (hospital stays, payments in progress)", "¥" + live.held);
+      row("interest_free_days", "免息期", "Interest-free", t(live.interest_free_days + " 天", live.interest_free_days + " days"));
+      row("agreement_no", "协议号", "Agreement", live.agreement_no);
+      row("consent", "授权书", "Consent", live.consent_version + " · " + chinaDay(live.consent_at));
+      box.appendChild(dl);
+    }
+    const hist = $("credit-history");
+    hist.innerHTML = "";
+    for (const a of r.agreements) {
+      if (a === live) continue;
+      const li = el("li", "cr-old", (a.bank_name || a.bank_code) + " · " + words(creditWords, a.status) + (a.reason ? t("：", ": ") + a.reason : "") +
+        " · " + chinaDay(a.created_at));
+      li.dataset.status = a.status;
+      li.dataset.agreement = a.agreement_no;
+      hist.appendChild(li);
+    }
+    // No live agreement: the application form with the banks and the consent.
+    $("f-credit").hidden = !!live;
+    if (!live) {
+      const sel = $("cr-bank"), keep = sel.value;
+      sel.innerHTML = "";
+      for (const b of r.banks) sel.add(new Option(b.name + t(" · 免息 ", " · interest-free ") + b.interest_free_days + t(" 天", " days"), b.bank_code));
+      if (r.banks.some((b) => b.bank_code === keep)) sel.value = keep;
+      $("cr-apply").disabled = !r.banks.length;
+      loadConsent();
+    }
+    // A usable (or suspended) line: statements, repayment, closing.
+    $("credit-use").hidden = !live || live.status === "applying";
+    drawStatements(r.statements);
+    const wsel = $("cr-wallet"), wkeep = wsel.value;
+    wsel.innerHTML = "";
+    for (const w of r.wallets || []) {
+      wsel.add(new Option(words(walletWords, w) + " · " + (signedWallets.has(w) ? t("已开通免密支付", "agreement signed") : t("未开通免密支付", "no agreement")), w));
+    }
+    const signed = (r.wallets || []).find((w) => signedWallets.has(w));
+    if ((r.wallets || []).includes(wkeep) && wsel.dataset.chosen === "1") wsel.value = wkeep;
+    else if (signed) wsel.value = signed;
+    // The amount starts as everything owed, unless the patient is typing one.
+    const amt = $("cr-amount");
+    if (live && document.activeElement !== amt && (!amt.value || amt.dataset.auto === "1")) { amt.value = live.outstanding; amt.dataset.auto = "1"; }
+    $("cr-repay").disabled = !live || live.outstanding === "0.00";
+    const rps = $("credit-repayments");
+    rps.innerHTML = "";
+    for (const p of r.repayments) {
+      const li = el("li", "cr-repayment", chinaTime(p.paid_at) + " · ¥" + p.amount + " · " + (p.source === "bank" ? t("银行柜台/App", "at the bank") : words(walletWords, p.channel)) +
+        " · " + words(repayWords, p.status) + (p.excess && p.excess !== "0.00" ? t(" · 多还 ¥", " · overpaid ¥") + p.excess + t("（银行退回）", " (the bank returns it)") : ""));
+      li.dataset.status = p.status;
+      li.dataset.id = p.repay_id;
+      rps.appendChild(li);
+    }
+    if (!r.repayments.length) rps.appendChild(el("li", "hint", t("暂无还款", "No repayments yet")));
+    const ns = $("credit-notices");
+    ns.innerHTML = "";
+    for (const n of r.notices) {
+      const li = el("li", "cr-notice");
+      li.dataset.kind = n.kind;
+      li.append(el("span", "cr-at", chinaTime(n.at)), " ", n.message);
+      ns.appendChild(li);
+    }
+    if (!r.notices.length) ns.appendChild(el("li", "hint", t("暂无消息", "No messages")));
+  }
+
+  // drawStatements: one expandable entry per credit-paid settlement, with
+  // its lines, the split and the due date; overdue ones stand out.
+  function drawStatements(list) {
+    const ul = $("credit-statements");
+    ul.innerHTML = "";
+    for (const st of list) {
+      const li = el("li", "statement st-" + st.status);
+      li.dataset.statement = st.statement_no;
+      li.dataset.status = st.status;
+      const det = el("details");
+      det.open = openStatements.has(st.statement_no);
+      det.addEventListener("toggle", () => { if (det.open) openStatements.add(st.statement_no); else openStatements.delete(st.statement_no); });
+      const sum = el("summary");
+      const left = (Math.round(parseFloat(st.amount) * 100) - Math.round(parseFloat(st.repaid) * 100)) / 100;
+      sum.append(el("span", "", chinaDay(st.issued_at) + " · " + (hospitalNames.get(st.fixmedins_code) || st.fixmedins_code) + " · "),
+        el("strong", "st-amount", "¥" + st.amount), " · ");
+      const due = el("span", "st-due", t("到期日 ", "due ") + st.due_date);
+      due.dataset.due = st.due_date;
+      sum.append(due, " · ", el("span", "st-state", words(statementWords, st.status)));
+      det.appendChild(sum);
+      const tb = el("table", "st-lines");
+      const head = tb.createTHead().insertRow();
+      for (const [zh, en, num] of [["项目", "Item", false], ["金额", "Amount", true], ["其中自费", "Self-pay part", true]]) {
+        const th = el("th", num ? "num" : "", t(zh, en)); head.appendChild(th);
+      }
+      const body = tb.createTBody();
+      for (const l of (st.items && st.items.lines) || []) {
+        const tr = body.insertRow();
+        [l.name + (l.class ? " (" + ({ A: t("甲", "A"), B: t("乙", "B"), C: t("丙", "C") }[l.class] || l.class) + ")" : ""), "¥" + l.amount, "¥" + l.own_pay_line]
+          .forEach((v, i) => { const c = tr.insertCell(); c.textContent = v; if (i) c.className = "num"; });
+      }
+      det.appendChild(tb);
+      const tot = el("table", "st-totals");
+      const it = st.items || {};
+      for (const [zh, en, v, k] of [["医疗费总额", "Total", it.medfee_sumamt, "medfee"], ["医保基金支付", "Insurance funds", it.fund_pay, "fund"],
+        ["个人账户", "Personal account", it.acct_pay, "acct"], ["信用支付（本账单）", "Paid on credit (this statement)", st.amount, "amount"],
+        ["已还", "Repaid", st.repaid, "repaid"], ["未还", "Still owed", left.toFixed(2), "left"]]) {
+        const tr = tot.insertRow();
+        tr.dataset.k = k;
+        tr.insertCell().textContent = t(zh, en);
+        const c = tr.insertCell(); c.textContent = "¥" + (v || "0.00"); c.className = "num";
+      }
+      det.appendChild(tot);
+      det.appendChild(el("p", "hint", t("账单号 ", "Statement ") + st.statement_no + " · " + t("结算号 ", "settlement ") + st.setl_id +
+        (st.paid_at ? " · " + t("还清于 ", "paid on ") + chinaDay(st.paid_at) : " · " + t("免息期内还款不收利息", "no interest if repaid by the due date"))));
+      li.appendChild(det);
+      ul.appendChild(li);
+    }
+    if (!list.length) ul.appendChild(el("li", "hint", t("暂无信用账单", "No statements yet")));
+  }
+
+  // loadConsent shows the chosen bank's consent in full, in the page's
+  // language; a new text needs a new tick.
+  async function loadConsent() {
+    const code = $("cr-bank").value;
+    if (!code) { $("cr-consent").textContent = ""; consent = null; return; }
+    if (!consent || consent.bank !== code) {
+      try {
+        const c = await api("credit/consent?bank_code=" + encodeURIComponent(code));
+        if ($("cr-bank").value !== code) return; // another bank was chosen meanwhile
+        if (consent && consent.version !== c.version) $("cr-accept").checked = false;
+        consent = { bank: code, version: c.version, zh: c.zh, en: c.en };
+      } catch (e) { fail(e); return; }
+    }
+    $("cr-consent").textContent = lang === "en" ? consent.en : consent.zh;
+    $("cr-consent").dataset.version = consent.version;
+  }
+  $("cr-bank").addEventListener("change", () => { $("cr-accept").checked = false; consent = null; loadConsent(); });
+
+  $("f-credit").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("error").textContent = "";
+    $("cr-status").textContent = "";
+    if (!$("cr-accept").checked) {
+      fail(new Error(t("请先完整阅读授权书，并勾选“我已阅读并同意”。", "Read the consent in full and tick “I have read and accept” first.")));
+      $("cr-accept").focus();
+      return;
+    }
+    if (!consent) { fail(new Error(t("授权书尚未加载", "The consent has not loaded yet"))); return; }
+    const want = $("cr-want").value.trim();
+    if (want && !AMOUNT.test(want)) { fail(new Error(t("希望额度须为金额，例如 3000.00", "The limit must be an amount in yuan, e.g. 3000.00"))); $("cr-want").focus(); return; }
+    const body = { bank_code: $("cr-bank").value, scene: $("cr-scene").value, consent_version: consent.version, accept: true };
+    if (want) body.requested_limit = yuan2(want);
+    $("cr-apply").disabled = true;
+    try {
+      const a = await api("credit/applications", body);
+      const st = $("cr-status");
+      st.dataset.status = a.status;
+      st.textContent = a.status === "active" ? t("银行已批准，信用额度 ¥", "Approved: credit limit ¥") + a.limit
+        : a.status === "declined" ? t("银行未批准：", "The bank declined: ") + (a.reason || "")
+        : t("申请已提交，等待银行答复", "Applied: waiting for the bank's answer");
+      $("cr-accept").checked = false;
+      $("cr-want").value = "";
+      await credit(true);
+    } catch (e) { fail(e); } finally { $("cr-apply").disabled = false; }
+  });
+
+  $("cr-amount").addEventListener("input", () => { $("cr-amount").dataset.auto = "0"; });
+  $("cr-wallet").addEventListener("change", () => { $("cr-wallet").dataset.chosen = "1"; });
+  $("f-repay").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("error").textContent = "";
+    const live = liveAgreement();
+    if (!live) return;
+    const amt = $("cr-amount").value.trim();
+    if (amt && !AMOUNT.test(amt)) { fail(new Error(t("还款金额须为金额，例如 609.70（留空则还清全部欠款）", "Enter an amount in yuan, e.g. 609.70 (empty repays everything owed)"))); $("cr-amount").focus(); return; }
+    const wallet = $("cr-wallet").value;
+    $("cr-repay").disabled = true;
+    $("cr-status").textContent = t("扣款中…", "Collecting…");
+    try {
+      const p = await api("credit/agreements/" + encodeURIComponent(live.agreement_no) + "/repay", { amount: amt ? yuan2(amt) : "0.00", wallet });
+      const st = $("cr-status");
+      st.dataset.status = p.status;
+      st.textContent = (p.status === "applied" ? t("还款成功 ¥", "Repaid ¥") + p.applied : words(repayWords, p.status) + " ¥" + p.amount) +
+        " · " + words(walletWords, p.channel || wallet) + (p.excess && p.excess !== "0.00" ? t("，多还 ¥", "; overpaid ¥") + p.excess + t("（银行退回）", " (the bank returns it)") : "");
+      $("cr-amount").dataset.auto = "1";
+      $("cr-amount").value = "";
+      await credit(true);
+    } catch (e) {
+      $("cr-status").textContent = "";
+      if (/^no_withholding_agreement/.test(e.message)) {
+        fail(new Error(t("该钱包未开通免密支付，请先在上方“免密支付”开通，或到银行柜台/App 还款。", "That wallet has no withholding agreement: sign one under “Wallet agreement” above, or repay at the bank.")));
+      } else if (/^exceeds_agreement_limit/.test(e.message)) {
+        fail(new Error(t("超过该钱包免密支付的每笔限额，请分次还款或提高限额：", "Above the wallet agreement's limit per payment; repay in parts or raise the limit: ") + e.message));
+      } else fail(e);
+      $("cr-repay").disabled = false;
+    }
+  });
+
+  $("cr-close").addEventListener("click", async () => {
+    $("error").textContent = "";
+    const live = liveAgreement();
+    if (!live) return;
+    if (!confirm(t("关闭后将不能再用信用支付，确定关闭吗？", "Close credit payment? You will no longer be able to pay on credit."))) return;
+    try {
+      const a = await api("credit/agreements/" + encodeURIComponent(live.agreement_no) + "/close", {});
+      $("cr-status").dataset.status = a.status;
+      $("cr-status").textContent = t("信用就医已关闭", "Credit payment is closed");
+      await credit(true);
+    } catch (e) {
+      if (e.code === "failed_precondition") fail(new Error(t("尚有欠款或占用额度，还清后才能关闭：", "Something is still owed or held; repay it before closing: ") + e.message));
+      else fail(e);
+    }
+  });
+
   $("refresh").addEventListener("click", showCode);
   $("forget").addEventListener("click", () => { localStorage.removeItem(KEY); device = null; render(); });
 
@@ -333,8 +616,9 @@
       family();
       hospitals();
       agreements();
+      credit(true);
       clearInterval(window.ybBills);
-      window.ybBills = setInterval(bills, 5000);
+      window.ybBills = setInterval(() => { bills(); credit(false); }, 5000);
     }
   }
   render();

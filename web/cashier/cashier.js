@@ -2,8 +2,12 @@
 // the code and Enter), open the visit with the ecToken, add fee lines from
 // the catalog, show the split, then settle and collect in one step (the
 // patient's wallet agreement, or the counter) with each leg's status;
-// print, refund. Keyboard only works. The camera can stand in for the
-// scanner gun: jsQR (vendor/, Apache-2.0) reads the code from the video.
+// print, refund. An inpatient stay is discharged before it is settled, and
+// a patient with credit payment gets a credit guarantee instead of a
+// deposit; the out-of-pocket part can go on the credit line (a line with
+// too little left falls back to the counter). Keyboard only works. The
+// camera can stand in for the scanner gun: jsQR (vendor/, Apache-2.0)
+// reads the code from the video.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -20,7 +24,9 @@
     const data = await r.json().catch(() => ({}));
     if (!r.ok) {
       const issues = (data.issues || []).map((i) => (i.field ? i.field + ": " : "") + i.message).join("; ");
-      throw new Error((data.code ? data.code + ": " : "") + (data.message || r.status) + (issues ? " — " + issues : ""));
+      const e = new Error((data.code ? data.code + ": " : "") + (data.message || r.status) + (issues ? " — " + issues : ""));
+      e.code = data.code; e.status = r.status; e.detail = data.message || "";
+      throw e;
     }
     return data;
   }
@@ -172,8 +178,108 @@
       $("result").textContent = ""; delete $("result").dataset.status;
       $("mdtrt").textContent = visit.mdtrt_id;
       $("visit").hidden = false;
+      $("credit-refused").hidden = true;
+      inpatientState();
+      if (isInpatient()) {
+        // Admission: a patient with credit payment needs no deposit.
+        await loadGuarantee(false);
+        if (!$("g-open").hidden) { $("g-open").focus(); return; }
+      } else {
+        guaranteeReset(true);
+      }
       $("q").focus();
     } catch (e) { fail(e); }
+  });
+
+  // --- Inpatient stays: discharge before the discharge settlement, and
+  // the credit guarantee (信用担保) instead of a deposit. ---
+  const isInpatient = () => !!visit && visit.visit_type === "inpatient";
+  // inpatientState shows the discharge button while the stay goes on;
+  // pre-settlement waits for the discharge.
+  function inpatientState() {
+    const stay = isInpatient(), open = stay && visit.status === "open";
+    $("discharge").hidden = !open;
+    $("inp-help").hidden = !open;
+    $("presettle").disabled = open;
+  }
+  $("discharge").addEventListener("click", async () => {
+    ok();
+    try {
+      visit = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/discharge", {});
+      inpatientState();
+      $("result").textContent = "";
+      if (!$("guarantee").hidden) await loadGuarantee(true);
+      $("presettle").focus();
+    } catch (e) { fail(e); }
+  });
+
+  const guaranteeWords = { open: "担保中 holding", settled: "已用于出院结算 used by the discharge settlement", released: "已释放 released" };
+  function guaranteeReset(hide) {
+    $("g-figures").tBodies[0].innerHTML = "";
+    $("g-status").textContent = ""; delete $("g-status").dataset.status;
+    $("g-warn").hidden = true; $("g-warn").textContent = "";
+    $("g-open").hidden = false; $("g-refresh").hidden = true; $("g-release").hidden = true;
+    delete $("guarantee").dataset.status;
+    if (hide) $("guarantee").hidden = true;
+  }
+  // showGuarantee draws what is held, the stay's estimated out-of-pocket
+  // part, the line's room, and a warning when the line ran out of room.
+  function showGuarantee(g) {
+    $("guarantee").hidden = false;
+    $("guarantee").dataset.status = g.status;
+    const tb = $("g-figures").tBodies[0];
+    tb.innerHTML = "";
+    for (const [k, label, v] of [["bank", "担保银行 Bank", g.bank_name || g.bank_code], ["held", "已担保 Held on the line", yuan(g.held)],
+      ["estimated_self_pay", "预计自付 Estimated out-of-pocket", yuan(g.estimated_self_pay)], ["shortfall", "缺口 Shortfall", yuan(g.shortfall)],
+      ["line_available", "额度余额 Line still available", yuan(g.line_available)], ["status", "状态 Status", guaranteeWords[g.status] || g.status]]) {
+      const tr = tb.insertRow();
+      tr.dataset.k = k;
+      tr.insertCell().textContent = label;
+      const td = tr.insertCell(); td.textContent = v; td.className = "num";
+    }
+    const short = parseFloat(g.shortfall) > 0;
+    tb.querySelector("tr[data-k=shortfall]").classList.toggle("bad", short);
+    $("g-status").dataset.status = g.status;
+    $("g-status").textContent = g.status === "open"
+      ? "信用担保 " + yuan(g.held) + "，免交押金 · Credit guarantee of " + yuan(g.held) + ": no deposit needed"
+      : (guaranteeWords[g.status] || g.status) + " · " + yuan(g.held);
+    $("g-warn").hidden = !short;
+    $("g-warn").textContent = short ? "信用额度不足，缺口 " + yuan(g.shortfall) + "：请考虑收取押金 · The credit line has no more room (short by " + yuan(g.shortfall) +
+      "): consider a deposit" : "";
+    $("g-open").hidden = true;
+    $("g-refresh").hidden = g.status !== "open";
+    $("g-release").hidden = g.status !== "open";
+  }
+  // loadGuarantee reads the stay's guarantee (the server grows it first
+  // when the bill outgrew it); none yet offers to open one.
+  async function loadGuarantee(quiet) {
+    if (!isInpatient()) return;
+    try {
+      showGuarantee(await api("GET", "/api/v1/visits/" + visit.mdtrt_id + "/credit-guarantee"));
+    } catch (e) {
+      if (e.status !== 404) { if (!quiet) fail(e); return; }
+      guaranteeReset(false);
+      $("guarantee").hidden = false;
+      $("g-status").textContent = "尚未开通信用担保：可开通（免押金），或按常规收取押金 · No credit guarantee yet: open one (no deposit), or take a deposit as usual";
+    }
+  }
+  $("g-open").addEventListener("click", async () => {
+    ok();
+    try {
+      showGuarantee(await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/credit-guarantee", {}));
+      $("q").focus();
+    } catch (e) {
+      if (/no_credit_agreement/.test(e.message)) fail(new Error("该患者未开通信用就医，请收取押金 · The patient has no credit agreement: take a deposit. (" + e.message + ")"));
+      else if (/credit_suspended/.test(e.message)) fail(new Error("该患者的信用就医已暂停，请收取押金 · The patient's credit payment is suspended: take a deposit. (" + e.message + ")"));
+      else if (e.code === "credit_limit_exceeded") fail(new Error("信用额度已用完，请收取押金 · The credit line has nothing left: take a deposit. (" + e.message + ")"));
+      else fail(e);
+    }
+  });
+  $("g-refresh").addEventListener("click", () => { ok(); loadGuarantee(false); });
+  $("g-release").addEventListener("click", async () => {
+    ok();
+    if (!confirm("释放信用担保？患者需改交押金。\nRelease the credit guarantee? The patient will need to pay a deposit.")) return;
+    try { showGuarantee(await api("DELETE", "/api/v1/visits/" + visit.mdtrt_id + "/credit-guarantee")); $("g-open").hidden = true; } catch (e) { fail(e); }
   });
 
   // The catalog search is a combobox: the results are a listbox with one
@@ -289,6 +395,7 @@
       }
       clearHits(); $("q").value = "";
       staleSplit();
+      if (isInpatient() && $("guarantee").dataset.status === "open") loadGuarantee(true);
       // The next item, or Tab on to the account and pre-settlement.
       $("q").focus();
     } catch (e) { fail(e); } finally { adding = false; }
@@ -379,7 +486,7 @@
       tr.insertCell().textContent = l.status;
     }
     $("legs").hidden = false;
-    const via = o.channel ? " · " + o.channel : "";
+    const via = o.channel === "credit" ? " · credit 信用 · " + (o.agreement_no || "") : o.channel ? " · " + o.channel : "";
     $("result").textContent = (statusNames[o.status] || o.status) + " · " + o.pay_ord_id + via + (o.reason ? " · " + o.reason : "");
     $("result").dataset.status = o.status;
     $("declined").hidden = o.status !== "declined";
@@ -399,15 +506,31 @@
     }
   }
 
-  $("settle").addEventListener("click", async () => {
+  async function pay(channel) {
     ok();
+    $("credit-refused").hidden = true;
     try {
-      const o = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/pay", { channel: $("paywith").value, acct_used_flag: $("acct").checked });
+      const o = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/pay", { channel, acct_used_flag: $("acct").checked });
       $("settle").disabled = true;
       showOrder(o);
+      if (!$("guarantee").hidden) loadGuarantee(true);
       await follow(o);
-    } catch (e) { fail(e); }
-  });
+    } catch (e) {
+      // Credit refused (the line has not enough left, or no usable
+      // agreement): nothing was settled; the counter can collect instead.
+      if (channel === "credit" && (e.code === "credit_limit_exceeded" || e.code === "failed_precondition" && /credit/.test(e.message))) {
+        $("credit-why").textContent = (e.code === "credit_limit_exceeded"
+          ? "信用额度不足，未结算 · Not enough left on the credit line; nothing was settled. "
+          : "无法使用信用支付，未结算 · Credit payment cannot be used; nothing was settled. ") + "(" + e.message + ")";
+        $("credit-refused").hidden = false;
+        $("to-counter").focus();
+        return;
+      }
+      fail(e);
+    }
+  }
+  $("settle").addEventListener("click", () => pay($("paywith").value));
+  $("to-counter").addEventListener("click", () => { $("paywith").value = "counter"; pay("counter"); });
 
   $("collect").addEventListener("click", async () => {
     ok();
