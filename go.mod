@@ -13,6 +13,7 @@ require (
 	github.com/transparency-dev/merkle v0.0.2
 	github.com/transparency-dev/tessera v1.0.4
 	github.com/wechatpay-apiv3/wechatpay-go v0.2.21
+	github.com/yalue/onnxruntime_go v1.27.0
 	golang.org/x/mod v0.42.0
 	golang.org/x/text v0.42.0
 	gopkg.in/yaml.v3 v3.0.1

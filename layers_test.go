@@ -47,8 +47,14 @@ var layer = map[string]int{
 	"sim/alipaysim":      40,
 	"sim/walletsim":      45,
 	"pay":                62,
-	"credit":             61,
-	"funds":              61, // fund operations: contributions, crediting, payouts, corrections, dual control // credit payment: agreements, holds, statements, repayments, bank files
+	"credit":             61, // credit payment: agreements, holds, statements, repayments, bank files
+	"funds":              61, // fund operations: contributions, crediting, payouts, corrections, dual control
+	"faceid":             61, // face payment: consent, sealed templates, terminals, 1:1 and 1:N verification
+	"face":               30, // the face contract: Embedder, quality errors, decoding, model files
+	"face/internal/imgx": 25, // pixel work for the face pipeline
+	"face/gallery":       20, // 1:N search, in memory
+	"face/onnx":          35, // the bundled embedder (ONNX Runtime via cgo)
+	"face/eval":          40, // calibration and fake-camera files
 	"credit/bankapi":     35, // the signed bank protocol: messages, signatures, client
 	"sim/banksim":        40, // the bank, simulated
 	"review":             55, // smart review: the rule libraries as a service, the review queue
@@ -60,7 +66,7 @@ var layer = map[string]int{
 
 // pure packages do calculation only: no database, network, files, clock
 // or randomness.
-var pure = []string{"money", "policy", "ledger", "review/rules"}
+var pure = []string{"money", "policy", "ledger", "review/rules", "face/gallery", "face/internal/imgx"}
 
 var impure = []string{"database/sql", "net", "net/http", "os", "os/exec", "io/fs", "io/ioutil", "syscall",
 	"crypto/rand", "math/rand", "math/rand/v2", "yibao/sqlstore", "log", "log/slog"}

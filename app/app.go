@@ -24,6 +24,7 @@ import (
 	"yibao/credit"
 	"yibao/delivery"
 	"yibao/ecert"
+	"yibao/faceid"
 	"yibao/funds"
 	"yibao/gmcrypto"
 	"yibao/httpapi"
@@ -61,10 +62,13 @@ type App struct {
 	Wallets   *walletsim.Server // the in-process wallet simulators, when configured
 	Credit    *credit.Service
 	Funds     *funds.Service
+	Face      *faceid.Service
 	Bank      *banksim.Server // the in-process bank simulator, when configured
 	API       *httpapi.Server
 	master    []byte
 	keys      *gmcrypto.Keyring
+
+	faceEmbedder interface{ Close() error }
 }
 
 // OpenStore validates cfg, opens and migrates the database and builds the
@@ -149,6 +153,10 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	a.openFace()
+	a.Pay.Tune(func(c *pay.Config) {
+		c.FaceCapPharmacy, c.FaceCapHospital = a.Face.Config().CapPharmacy, a.Face.Config().CapHospital
+	})
 	a.Funds = funds.New(db, a.Ledger, log)
 	a.Funds.Audit = a.Audit
 	if err := a.openCredit(ctx); err != nil {
@@ -162,7 +170,7 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
 			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay,
-			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, Credit: a.Credit, Funds: a.Funds, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
+			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, Credit: a.Credit, Funds: a.Funds, Face: a.Face, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
 	return a, nil
 }
 
@@ -205,6 +213,9 @@ func (a *App) Close() error {
 	}
 	if a.Bank != nil {
 		a.Bank.Close()
+	}
+	if a.faceEmbedder != nil {
+		a.faceEmbedder.Close()
 	}
 	if a.TLog != nil {
 		a.TLog.Close()

@@ -46,8 +46,13 @@ type Config struct {
 	// yhbank) in-process (the default), an http:// URL uses a `yibao sim
 	// bank` server there (its public key in bank_keys/bank-public.pem),
 	// "off" runs without credit payment. YIBAO_BANKS
-	Banks     string `json:"banks"`
-	BankKeys  string `json:"bank_keys"`  // folder of the bank keys, YIBAO_BANK_KEYS; default <data_dir>/bank-keys
+	Banks    string `json:"banks"`
+	BankKeys string `json:"bank_keys"`
+	// Face: "auto" (the default) turns face payment on when the ONNX
+	// Runtime and the models are installed (third_party/face, or
+	// face_dir), "off" never. YIBAO_FACE, YIBAO_FACE_DIR
+	Face      string `json:"face"`
+	FaceDir   string `json:"face_dir"`   // folder of the bank keys, YIBAO_BANK_KEYS; default <data_dir>/bank-keys
 	PublicURL string `json:"public_url"` // base URL wallets call back on, YIBAO_PUBLIC_URL; default http://<addr as bound>
 	LogOrigin string `json:"log_origin"` // the transparency log's checkpoint origin, YIBAO_LOG_ORIGIN
 }
@@ -66,6 +71,7 @@ func Defaults() Config {
 		EcertStepSeconds:   20,
 		Wallets:            "sim",
 		Banks:              "sim",
+		Face:               "auto",
 		LogOrigin:          "yibao.local/log",
 	}
 }
@@ -114,6 +120,8 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("YIBAO_WALLET_KEYS", &c.WalletKeys)
 	str("YIBAO_BANKS", &c.Banks)
 	str("YIBAO_BANK_KEYS", &c.BankKeys)
+	str("YIBAO_FACE", &c.Face)
+	str("YIBAO_FACE_DIR", &c.FaceDir)
 	str("YIBAO_PUBLIC_URL", &c.PublicURL)
 	str("YIBAO_LOG_ORIGIN", &c.LogOrigin)
 	for _, f := range []struct {
@@ -202,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Banks != "sim" && c.Banks != "off" && !strings.HasPrefix(c.Banks, "http://") && !strings.HasPrefix(c.Banks, "https://") {
 		errs = append(errs, fmt.Sprintf("banks %q: must be sim, off or the URL of a `yibao sim bank` server", c.Banks))
+	}
+	if c.Face != "auto" && c.Face != "off" {
+		errs = append(errs, fmt.Sprintf("face %q: must be auto or off", c.Face))
 	}
 	if c.LogOrigin == "" || strings.ContainsAny(c.LogOrigin, " \n+") {
 		errs = append(errs, "log_origin: a name without spaces or '+', e.g. yibao.example/log")

@@ -26,6 +26,7 @@ const (
 	KindPolicy     = "policy"     // a policy version drafted, submitted, approved, rejected
 	KindKey        = "key"        // institution keys, channels, webhooks
 	KindCredit     = "credit"     // credit agreements, repayments, limits, bank settlement files
+	KindFace       = "face"       // face consents, enrolments and deletions (never a template or an image)
 	KindFund       = "fund"       // fund runs: contributions, crediting, payouts, corrections (prepared, approved, done)
 )
 

@@ -201,3 +201,45 @@ func (s *Service) Authorize(ctx context.Context, bindingID, text, what string) (
 	}
 	return psn, err
 }
+
+// IssueToken issues an ecToken for a person identified at an institution
+// by another means than a code scan (face payment: via names the face
+// terminal). It opens a visit and settles like a scanned code's token;
+// the visit records how the person was identified.
+func (s *Service) IssueToken(ctx context.Context, psnNo, fixmedinsCode, via string) (string, time.Time, error) {
+	p, err := yibao.RequirePrincipal(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	if !p.ActsFor(fixmedinsCode) {
+		return "", time.Time{}, yibao.Errorf(yibao.CodeForbidden, "a token is issued only to the institution that identified the person")
+	}
+	var certID string
+	if err := s.db.QueryRow(ctx, `SELECT cert_id FROM ecerts WHERE psn_no = ?`, psnNo).Scan(&certID); err != nil && !notFound(err) {
+		return "", time.Time{}, err
+	}
+	tokBytes := make([]byte, 20)
+	rand.Read(tokBytes)
+	token := "EC" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(tokBytes)[:32]
+	th := gmcrypto.SM3([]byte(token))
+	now := s.now()
+	exp := now.Add(s.cfg.TokenTTL)
+	_, err = s.db.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		th[:], certID, psnNo, fixmedinsCode, via, exp.UnixMicro(), now.UnixMicro())
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	return token, exp, nil
+}
+
+// VisitIdentifiedBy returns how a visit's person was identified: the
+// binding of the ecToken that opened it ("face:<terminal>" for a face),
+// or "" for a visit opened without a token.
+func (s *Service) VisitIdentifiedBy(ctx context.Context, mdtrtID string) (string, error) {
+	var via string
+	err := s.db.QueryRow(ctx, `SELECT binding_id FROM ec_tokens WHERE mdtrt_id = ? ORDER BY created_at DESC LIMIT 1`, mdtrtID).Scan(&via)
+	if notFound(err) {
+		return "", nil
+	}
+	return via, err
+}

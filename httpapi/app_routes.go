@@ -42,7 +42,7 @@ func (s *Server) mountApp(mux *http.ServeMux) {
 	if s.ecert == nil {
 		return
 	}
-	for _, rt := range append(s.appRoutes(), s.appCreditRoutes()...) {
+	for _, rt := range append(append(s.appRoutes(), s.appCreditRoutes()...), s.appFaceRoutes()...) {
 		mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
 	}
 	const csp = "default-src 'self'; style-src 'self'; script-src 'self'"

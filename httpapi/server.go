@@ -23,6 +23,7 @@ import (
 	"yibao/credit"
 	"yibao/delivery"
 	"yibao/ecert"
+	"yibao/faceid"
 	"yibao/funds"
 	"yibao/ledger/engine"
 	"yibao/nhsa"
@@ -55,6 +56,7 @@ type Server struct {
 	review   *review.Service
 	credit   *credit.Service
 	funds    *funds.Service
+	face     *faceid.Service
 	// auditOrigin and auditKeys describe the log for verifiers.
 	auditOrigin string
 	auditKeys   []string
@@ -81,6 +83,7 @@ type Deps struct {
 	Review     *review.Service
 	Credit     *credit.Service
 	Funds      *funds.Service
+	Face       *faceid.Service
 	// AuditOrigin and AuditKeys describe the transparency log (its
 	// checkpoint origin and the note verifier keys).
 	AuditOrigin string
@@ -95,7 +98,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, funds: d.Funds, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, funds: d.Funds, face: d.Face, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)

@@ -33,6 +33,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	cfg := app.Defaults()
+	cfg.Face = "off"
 	cfg.DataDir = t.TempDir()
 	cfg.DB = sqltest.DSN(t)
 	cfg.MasterKey = strings.Repeat("cd", 32)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"yibao"
@@ -40,6 +41,9 @@ func sys(ctx context.Context) context.Context {
 func (s *Service) PayVisit(ctx context.Context, mdtrtID string, r PayRequest) (*Order, error) {
 	v, err := s.settle.GetVisit(ctx, mdtrtID)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.faceCap(ctx, v); err != nil {
 		return nil, err
 	}
 	who, err := yibao.RequirePrincipal(ctx)
@@ -555,4 +559,29 @@ func (s *Service) Resolve(ctx context.Context, id string) (*Order, error) {
 		}
 	}
 	return s.Get(ctx, id)
+}
+
+// faceCap refuses a face-only payment above the institution's cap: the
+// person was identified by a face terminal alone, and a larger bill needs
+// a second factor (the e-certificate code) or the counter.
+func (s *Service) faceCap(ctx context.Context, v *settlement.Visit) error {
+	if s.cfg.FaceCapHospital == 0 || v.Totals == nil {
+		return nil
+	}
+	via, err := s.ecert.VisitIdentifiedBy(ctx, v.MdtrtID)
+	if err != nil || !strings.HasPrefix(via, "face:") {
+		return err
+	}
+	var kind string
+	if err := s.db.QueryRow(ctx, `SELECT kind FROM institutions WHERE fixmedins_code = ?`, v.FixmedinsCode).Scan(&kind); err != nil {
+		return err
+	}
+	limit := s.cfg.FaceCapHospital
+	if yibao.InstitutionKind(kind) == yibao.KindPharmacy {
+		limit = s.cfg.FaceCapPharmacy
+	}
+	if v.Totals.Amount > limit {
+		return yibao.Errorf(yibao.CodePrecondition, "face_limit_exceeded: %s yuan is above the %s yuan a face alone may pay here; scan the patient's e-certificate code or pay at the counter", v.Totals.Amount, limit)
+	}
+	return nil
 }

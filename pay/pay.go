@@ -147,6 +147,12 @@ type Config struct {
 	// process died before acting on the answer. The recovery loop must
 	// then finish the order from the wallet's side alone.
 	CrashAfterCharge func(payOrdID string) bool
+
+	// FaceCapPharmacy and FaceCapHospital bound a visit whose person was
+	// identified by face alone (its ecToken came from a face terminal):
+	// above them the cashier scans the e-certificate code as a second
+	// factor, or the patient pays at the counter.
+	FaceCapPharmacy, FaceCapHospital money.Fen
 }
 
 // Service runs payment orders.

@@ -27,6 +27,7 @@ func Open(t testing.TB, tune func(*app.Config)) (*app.App, *demo.Dataset) {
 	cfg.PasswordIterations = 1000
 	cfg.LogLevel = "error"
 	cfg.Wallets = "off"
+	cfg.Face = "off" // loading the models takes a while; the face tests switch it on
 	if tune != nil {
 		tune(&cfg)
 	}

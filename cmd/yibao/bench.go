@@ -23,7 +23,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: yibao bench ledger|calc|qr|settle|log [flags]")
+		return errors.New("usage: yibao bench ledger|calc|qr|settle|log|face [flags]")
 	}
 	switch args[0] {
 	case "ledger":
@@ -34,6 +34,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchQR(ctx, args[1:], stdout, stderr)
 	case "settle":
 		return benchSettle(ctx, args[1:], stdout, stderr)
+	case "face":
+		return runBenchFace(ctx, args[1:], stdout, stderr)
 	case "log":
 		return benchLog(ctx, args[1:], stdout, stderr)
 	}

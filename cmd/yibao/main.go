@@ -30,13 +30,14 @@ func commands() []command {
 		{"his", "national-interface smoke test against a running platform: yibao his demo", runHIS},
 		{"ecert", "e-certificate simulators for the demo: yibao ecert activate|code|resolve", runEcert},
 		{"reconcile", "match a wallet's daily bill against the orders: yibao reconcile channel --channel wechat --date YYYY-MM-DD", runReconcile},
+		{"face", "face payment's calibration and demo camera files: yibao face eval | yibao face frames", runFace},
 		{"funds", "run a month of fund operations against a running platform: yibao funds month [--period YYYY-MM]", runFunds},
 		{"sim", "run a simulator on its own port: yibao sim wallet | yibao sim bank", runSim},
 		{"verify", "check a receipt offline with the log's public keys: yibao verify --key VKEY receipt.json", runVerify},
 		{"log", "transparency log tools: yibao log verify", runLog},
 		{"witness", "follow a log, refusing rollbacks and split views: yibao witness --log URL --key VKEY", runWitness},
 		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
-		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr", runBench},
+		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr|settle|log|face", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
