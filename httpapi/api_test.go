@@ -95,6 +95,8 @@ func newEnv(t *testing.T) *env {
 		switch {
 		case u.Role == "admin" && e.tokens["admin"] == "":
 			e.tokens["admin"] = e.login(u.Username, u.Password)
+		case u.Role == "admin" && e.tokens["auditor"] == "":
+			e.tokens["auditor"] = e.login(u.Username, u.Password) // a second administrator, for dual control
 		case u.Role == "cashier" && u.FixmedinsCode == h1:
 			e.tokens["cashier"] = e.login(u.Username, u.Password)
 		case u.Role == "his" && u.FixmedinsCode == h1:
@@ -110,6 +112,37 @@ func newEnv(t *testing.T) *env {
 		t.Fatalf("demo data lacks an admin, a cashier, an HIS user or a key for %s", h1)
 	}
 	return e
+}
+
+// dual sends a key change as the admin (stored, 202), checks the admin
+// cannot approve it, approves it as the second administrator, and returns
+// the replayed call's status and body.
+func (e *env) dual(method, path string, body []byte) (int, []byte) {
+	e.t.Helper()
+	r, b := e.do("admin", method, path, body, map[string]string{httpapi.HeaderIdempotencyKey: e.idem()})
+	if r.StatusCode != 202 {
+		e.t.Fatalf("%s %s: %d %s, want 202 (stored for approval)", method, path, r.StatusCode, b)
+	}
+	var p struct {
+		Approval struct {
+			ApprovalID string `json:"approval_id"`
+		} `json:"approval"`
+	}
+	json.Unmarshal(b, &p)
+	if r, b := e.do("admin", "POST", "/api/v1/approvals/"+p.Approval.ApprovalID+"/approve", nil, nil); r.StatusCode != 403 || !strings.Contains(string(b), "dual_control") {
+		e.t.Fatalf("the preparer approved their own change: %d %s", r.StatusCode, b)
+	}
+	r, b = e.do("auditor", "POST", "/api/v1/approvals/"+p.Approval.ApprovalID+"/approve", nil, nil)
+	if r.StatusCode != 200 {
+		e.t.Fatalf("approve: %d %s", r.StatusCode, b)
+	}
+	var a struct {
+		Status       string          `json:"status"`
+		ResultStatus int             `json:"result_status"`
+		Result       json.RawMessage `json:"result"`
+	}
+	json.Unmarshal(b, &a)
+	return a.ResultStatus, a.Result
 }
 
 func (e *env) login(user, pw string) string {
@@ -406,9 +439,9 @@ func TestSM2KeyRegistration(t *testing.T) {
 	h1 := e.vars["{H1}"]
 	priv := mustSM2(t)
 	body := []byte(`{"alg":"SM2","public_key":"` + hex.EncodeToString(priv.Public().Bytes()) + `"}`)
-	r, b := e.do("admin", "POST", "/api/v1/institutions/"+h1+"/keys", body, map[string]string{httpapi.HeaderIdempotencyKey: e.idem()})
-	if r.StatusCode != 201 {
-		t.Fatalf("register: %d %s", r.StatusCode, b)
+	st, b := e.dual("POST", "/api/v1/institutions/"+h1+"/keys", body)
+	if st != 201 {
+		t.Fatalf("register: %d %s", st, b)
 	}
 	var k auth.APIKey
 	json.Unmarshal(b, &k)
@@ -420,8 +453,8 @@ func TestSM2KeyRegistration(t *testing.T) {
 		t.Fatalf("SM2-signed request: %d %s", r.StatusCode, b)
 	}
 	// Revoked: refused at once.
-	if r, b := e.do("admin", "DELETE", "/api/v1/institutions/"+h1+"/keys/"+k.KeyID, nil, map[string]string{httpapi.HeaderIdempotencyKey: e.idem()}); r.StatusCode != 200 {
-		t.Fatalf("revoke: %d %s", r.StatusCode, b)
+	if st, b := e.dual("DELETE", "/api/v1/institutions/"+h1+"/keys/"+k.KeyID, nil); st != 200 {
+		t.Fatalf("revoke: %d %s", st, b)
 	}
 	if r, _ := e.do("key", "GET", "/api/v1/institutions/"+h1, nil, nil); r.StatusCode != 401 {
 		t.Fatalf("revoked key still works: %d", r.StatusCode)

@@ -32,7 +32,10 @@ type route struct {
 	access       access
 	idempotent   bool  // state-changing call that needs an Idempotency-Key
 	maxBody      int64 // 0: the JSON default
-	h            func(c *call) error
+	// dual: a key change; a staff user's call is stored for a second
+	// administrator's approval instead of running (approvals.go).
+	dual bool
+	h    func(c *call) error
 }
 
 // call is one request in flight.
@@ -300,6 +303,9 @@ func (s *Server) serve(w *recorder, r *http.Request, rt route, limit int64) erro
 		}
 		c.principal = p
 		c.r = r.WithContext(yibao.WithPrincipal(r.Context(), p))
+	}
+	if rt.dual && c.principal != nil && c.principal.Kind == yibao.PrincipalUser && r.Context().Value(approvedKey{}) == nil {
+		rt.h = s.prepareApproval(rt)
 	}
 	if rt.idempotent {
 		return s.idempotent(c, rt)

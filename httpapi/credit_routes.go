@@ -14,7 +14,7 @@ import (
 func (s *Server) creditRoutes() []route {
 	return s.needCredit([]route{
 		{method: "GET", path: "/api/v1/credit/banks", access: anyone, h: s.creditBanks},
-		{method: "POST", path: "/api/v1/credit/banks", access: staff, h: s.creditRegisterBank},
+		{method: "POST", path: "/api/v1/credit/banks", access: staff, idempotent: true, dual: true, h: s.creditRegisterBank},
 		{method: "GET", path: "/api/v1/credit/exposure", access: staff, h: s.creditExposure},
 		{method: "GET", path: "/api/v1/credit/settlement-files", access: staff, h: s.creditDayReports},
 		{method: "POST", path: "/api/v1/credit/settlement-files", access: staff, h: s.creditSettleDay},

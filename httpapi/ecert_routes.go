@@ -15,8 +15,8 @@ func (s *Server) ecertRoutes() []route {
 	return []route{
 		{method: "GET", path: "/api/v1/ecert/directory", access: public, h: s.ecertDirectory},
 		{method: "GET", path: "/api/v1/ecert/channels", access: anyone, h: s.listChannels},
-		{method: "POST", path: "/api/v1/ecert/channels", access: staff, idempotent: true, h: s.createChannel},
-		{method: "PUT", path: "/api/v1/ecert/channels/{channel_id}/status", access: staff, idempotent: true, h: s.setChannelStatus},
+		{method: "POST", path: "/api/v1/ecert/channels", access: staff, idempotent: true, dual: true, h: s.createChannel},
+		{method: "PUT", path: "/api/v1/ecert/channels/{channel_id}/status", access: staff, idempotent: true, dual: true, h: s.setChannelStatus},
 		{method: "POST", path: "/api/v1/ecert/activations", access: anyone, idempotent: true, h: s.startActivation},
 		{method: "POST", path: "/api/v1/ecert/activations/{activation_id}/confirm", access: anyone, idempotent: true, h: s.confirmActivation},
 		{method: "GET", path: "/api/v1/ecert/certs/{cert_id}/bindings", access: anyone, h: s.listBindings},

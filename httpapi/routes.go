@@ -37,8 +37,8 @@ func (s *Server) routeTable() []route {
 		{method: "GET", path: "/api/v1/institutions/{code}", access: anyone, h: s.getInstitution},
 		{method: "PUT", path: "/api/v1/institutions/{code}/contract", access: anyone, idempotent: true, h: s.setContract},
 		{method: "GET", path: "/api/v1/institutions/{code}/keys", access: anyone, h: s.listKeys},
-		{method: "POST", path: "/api/v1/institutions/{code}/keys", access: staff, idempotent: true, h: s.createKey},
-		{method: "DELETE", path: "/api/v1/institutions/{code}/keys/{key_id}", access: staff, idempotent: true, h: s.revokeKey},
+		{method: "POST", path: "/api/v1/institutions/{code}/keys", access: staff, idempotent: true, dual: true, h: s.createKey},
+		{method: "DELETE", path: "/api/v1/institutions/{code}/keys/{key_id}", access: staff, idempotent: true, dual: true, h: s.revokeKey},
 
 		{method: "GET", path: "/api/v1/catalog", access: anyone, h: s.listCatalog},
 		{method: "POST", path: "/api/v1/catalog", access: anyone, idempotent: true, h: s.createCatalogItem},
@@ -55,7 +55,7 @@ func (s *Server) routeTable() []route {
 
 // allRoutes is every route of the API.
 func (s *Server) allRoutes() []route {
-	return append(append(append(append(append(append(append(append(append(s.routeTable(), s.settlementRoutes()...), s.ecertRoutes()...), s.deliveryRoutes()...), s.payRoutes()...), s.auditRoutes()...), s.reviewRoutes()...), s.creditRoutes()...), s.fundRoutes()...), s.faceRoutes()...)
+	return append(append(append(append(append(append(append(append(append(append(s.routeTable(), s.settlementRoutes()...), s.ecertRoutes()...), s.deliveryRoutes()...), s.payRoutes()...), s.auditRoutes()...), s.reviewRoutes()...), s.creditRoutes()...), s.fundRoutes()...), s.faceRoutes()...), s.approvalRoutes()...)
 }
 
 // --- auth ---

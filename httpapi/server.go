@@ -57,6 +57,10 @@ type Server struct {
 	credit   *credit.Service
 	funds    *funds.Service
 	face     *faceid.Service
+	// auditWriter records approvals; inner serves the routes to replays
+	// of approved key changes.
+	auditWriter *audit.Writer
+	inner       *http.ServeMux
 	// auditOrigin and auditKeys describe the log for verifiers.
 	auditOrigin string
 	auditKeys   []string
@@ -84,6 +88,7 @@ type Deps struct {
 	Credit     *credit.Service
 	Funds      *funds.Service
 	Face       *faceid.Service
+	AuditW     *audit.Writer
 	// AuditOrigin and AuditKeys describe the transparency log (its
 	// checkpoint origin and the note verifier keys).
 	AuditOrigin string
@@ -98,11 +103,15 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, funds: d.Funds, face: d.Face, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, funds: d.Funds, face: d.Face, auditWriter: d.AuditW, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
 	s.routes = s.allRoutes()
+	s.inner = http.NewServeMux()
+	for _, rt := range s.routes {
+		s.inner.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
 	return s
 }
 
