@@ -313,14 +313,9 @@ func (s *Service) Verify(ctx context.Context, r VerifyRequest) (*Verification, e
 			s.attempt(ctx, t, mode, "", "unknown_person", 0, 0, live)
 			return nil, yibao.Errorf(yibao.CodePrecondition, "face_not_matched: no enrolled face matches")
 		}
-		ids, err := s.db.Strings(ctx, `SELECT CAST(id AS TEXT) FROM face_templates WHERE psn_no = ? AND space = ?`, psn, s.emb.Space())
+		want, err := s.templateIDs(ctx, `psn_no = ?`, psn)
 		if err != nil {
 			return nil, err
-		}
-		want := map[int64]bool{}
-		for _, id := range ids {
-			n, _ := strconv.ParseInt(id, 10, 64)
-			want[n] = true
 		}
 		ms, err := s.search(probe, 1, func(id int64) bool { return want[id] })
 		if err != nil {
@@ -339,14 +334,9 @@ func (s *Service) Verify(ctx context.Context, r VerifyRequest) (*Verification, e
 		if err := s.db.QueryRow(ctx, `SELECT admdvs FROM institutions WHERE fixmedins_code = ?`, t.FixmedinsCode).Scan(&admdvs); err != nil {
 			return nil, err
 		}
-		ids, err := s.db.Strings(ctx, `SELECT CAST(id AS TEXT) FROM face_templates WHERE scope = ? AND space = ?`, s.scopeOf(admdvs, r.PhoneLast4), s.emb.Space())
+		want, err := s.templateIDs(ctx, `scope = ?`, s.scopeOf(admdvs, r.PhoneLast4))
 		if err != nil {
 			return nil, err
-		}
-		want := map[int64]bool{}
-		for _, id := range ids {
-			n, _ := strconv.ParseInt(id, 10, 64)
-			want[n] = true
 		}
 		ms, err := s.search(probe, 2, func(id int64) bool { return want[id] })
 		if err != nil {
@@ -383,6 +373,21 @@ func (s *Service) Verify(ctx context.Context, r VerifyRequest) (*Verification, e
 	}
 	return &Verification{Mode: mode, PsnNo: psn, NameMasked: nameMasked, EcToken: tok, ExpiresAt: exp.UTC(), MdtrtCertType: "01", Score: score,
 		Margin: margin, Liveness: live, Cap: cap}, nil
+}
+
+// templateIDs is the set of template ids of the current space matching
+// one condition (a person, or a 1:N scope): the gallery search's filter.
+func (s *Service) templateIDs(ctx context.Context, cond string, arg any) (map[int64]bool, error) {
+	ids, err := s.db.Strings(ctx, `SELECT CAST(id AS TEXT) FROM face_templates WHERE `+cond+` AND space = ?`, arg, s.emb.Space())
+	if err != nil {
+		return nil, err
+	}
+	want := map[int64]bool{}
+	for _, id := range ids {
+		n, _ := strconv.ParseInt(id, 10, 64)
+		want[n] = true
+	}
+	return want, nil
 }
 
 // distinctPersons re-searches when the two best templates belong to one

@@ -2,7 +2,6 @@ package funds
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -116,7 +115,7 @@ func (s *Service) PrepareContributions(ctx context.Context, r io.Reader, progres
 	}
 	sum := gmcrypto.SM3(data)
 	fileSM3 := hex.EncodeToString(sum[:])
-	recs, err := readCSV(data)
+	recs, err := yibao.ReadCSV(strings.NewReader(string(data)), ContributionsCSVHeader, 500_000)
 	if err != nil {
 		return nil, err
 	}
@@ -137,30 +136,30 @@ func (s *Service) PrepareContributions(ctx context.Context, r io.Reader, progres
 		if i%200 == 0 {
 			progress("validating", i, len(recs))
 		}
-		psn, insutype, period, kind, amt := rec.f[0], rec.f[1], rec.f[2], rec.f[3], rec.f[4]
+		psn, insutype, period, kind, amt := rec.Fields[0], rec.Fields[1], rec.Fields[2], rec.Fields[3], rec.Fields[4]
 		if want, ok := contributionKinds[kind]; !ok {
-			bad(rec.line, "kind", fmt.Sprintf("kind %q: want employer, individual (scheme 310), resident or subsidy (scheme 390)", kind))
+			bad(rec.Line, "kind", fmt.Sprintf("kind %q: want employer, individual (scheme 310), resident or subsidy (scheme 390)", kind))
 			continue
 		} else if insutype != want {
-			bad(rec.line, "insutype", fmt.Sprintf("a %s contribution is for scheme %s, not %q", kind, want, insutype))
+			bad(rec.Line, "insutype", fmt.Sprintf("a %s contribution is for scheme %s, not %q", kind, want, insutype))
 			continue
 		}
 		start, _, perr := periodRange(period)
 		if perr != nil {
-			bad(rec.line, "period", fmt.Sprintf("period %q: want YYYY-MM", period))
+			bad(rec.Line, "period", fmt.Sprintf("period %q: want YYYY-MM", period))
 			continue
 		}
 		amount, aerr := money.ParseYuan(amt)
 		if aerr != nil || amount <= 0 {
-			bad(rec.line, "amount", fmt.Sprintf("amount %q: want a positive amount in yuan with at most 2 decimals", amt))
+			bad(rec.Line, "amount", fmt.Sprintf("amount %q: want a positive amount in yuan with at most 2 decimals", amt))
 			continue
 		}
 		k := key{psn, insutype, period, kind}
 		if first, dup := seen[k]; dup {
-			bad(rec.line, "psn_no", fmt.Sprintf("duplicate of line %d (%s %s %s)", first, psn, period, kind))
+			bad(rec.Line, "psn_no", fmt.Sprintf("duplicate of line %d (%s %s %s)", first, psn, period, kind))
 			continue
 		}
-		seen[k] = rec.line
+		seen[k] = rec.Line
 		day := yibao.DateOf(time.UnixMicro(start))
 		var admdvs string
 		err := s.db.QueryRow(ctx, `SELECT admdvs FROM coverages WHERE psn_no = ? AND insutype = ? AND start_date <= ? AND (end_date IS NULL OR end_date >= ?)
@@ -169,9 +168,9 @@ func (s *Service) PrepareContributions(ctx context.Context, r io.Reader, progres
 			var n int
 			s.db.QueryRow(ctx, `SELECT COUNT(*) FROM persons WHERE psn_no = ?`, psn).Scan(&n)
 			if n == 0 {
-				bad(rec.line, "psn_no", fmt.Sprintf("unknown person %q", psn))
+				bad(rec.Line, "psn_no", fmt.Sprintf("unknown person %q", psn))
 			} else {
-				bad(rec.line, "insutype", fmt.Sprintf("%s has no scheme %s coverage in %s", psn, insutype, period))
+				bad(rec.Line, "insutype", fmt.Sprintf("%s has no scheme %s coverage in %s", psn, insutype, period))
 			}
 			continue
 		}
@@ -181,7 +180,7 @@ func (s *Service) PrepareContributions(ctx context.Context, r io.Reader, progres
 		var prev string
 		err = s.db.QueryRow(ctx, `SELECT run_id FROM contributions WHERE psn_no = ? AND insutype = ? AND period = ? AND kind = ?`, psn, insutype, period, kind).Scan(&prev)
 		if err == nil {
-			bad(rec.line, "psn_no", fmt.Sprintf("%s's %s contribution for %s was imported already (run %s)", psn, kind, period, prev))
+			bad(rec.Line, "psn_no", fmt.Sprintf("%s's %s contribution for %s was imported already (run %s)", psn, kind, period, prev))
 			continue
 		} else if !errors.Is(err, errNoRows) {
 			return nil, err
@@ -194,12 +193,12 @@ func (s *Service) PrepareContributions(ctx context.Context, r io.Reader, progres
 			rulesCache[admdvs] = rules
 		}
 		if amount > rules.MaxContribution {
-			bad(rec.line, "amount", fmt.Sprintf("%s yuan is above the region's %s yuan per line", amount, rules.MaxContribution))
+			bad(rec.Line, "amount", fmt.Sprintf("%s yuan is above the region's %s yuan per line", amount, rules.MaxContribution))
 			continue
 		}
 		fund := ledger.FundPool(admdvs, insutype)
 		lines = append(lines, Line{PsnNo: psn, Kind: kind, Period: period, Debit: ledger.FundIncome(fund.ID).ID, Credit: fund.ID, Amount: amount,
-			Detail: map[string]any{"line": rec.line, "insutype": insutype, "admdvs": admdvs}})
+			Detail: map[string]any{"line": rec.Line, "insutype": insutype, "admdvs": admdvs}})
 		regions[admdvs] = true
 		byKind[kind] += amount
 	}
@@ -228,60 +227,6 @@ func (s *Service) PrepareContributions(ctx context.Context, r io.Reader, progres
 	}
 	progress("prepared", len(recs), len(recs))
 	return out, err
-}
-
-type csvRec struct {
-	line int
-	f    []string
-}
-
-func readCSV(data []byte) ([]csvRec, error) {
-	cr := csv.NewReader(strings.NewReader(string(data)))
-	cr.FieldsPerRecord = len(ContributionsCSVHeader)
-	first, err := cr.Read()
-	if err == io.EOF {
-		return nil, yibao.Errorf(yibao.CodeMalformed, "the file is empty; the first line must be %s", strings.Join(ContributionsCSVHeader, ","))
-	}
-	if err != nil {
-		return nil, csvErr(err)
-	}
-	first[0] = strings.TrimPrefix(first[0], "\ufeff")
-	if strings.Join(first, ",") != strings.Join(ContributionsCSVHeader, ",") {
-		return nil, &yibao.Error{Code: yibao.CodeMalformed, Message: "line 1: the header must be exactly " + strings.Join(ContributionsCSVHeader, ","),
-			Issues: []yibao.Issue{{Line: 1, Message: "expected header " + strings.Join(ContributionsCSVHeader, ",")}}}
-	}
-	var out []csvRec
-	for {
-		line, _ := cr.FieldPos(0)
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, csvErr(err)
-		}
-		if len(out) >= 500_000 {
-			return nil, yibao.Errorf(yibao.CodeTooLarge, "at most 500,000 rows per file; split it")
-		}
-		line, _ = cr.FieldPos(0)
-		for i := range rec {
-			rec[i] = strings.TrimSpace(rec[i])
-		}
-		out = append(out, csvRec{line: line, f: rec})
-	}
-	if len(out) == 0 {
-		return nil, yibao.Errorf(yibao.CodeInvalid, "the file has a header but no rows")
-	}
-	return out, nil
-}
-
-func csvErr(err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return &yibao.Error{Code: yibao.CodeMalformed, Message: fmt.Sprintf("line %d: %s", pe.Line, pe.Err),
-			Issues: []yibao.Issue{{Line: pe.Line, Message: pe.Err.Error()}}}
-	}
-	return yibao.Wrap(yibao.CodeMalformed, err, "the file could not be read")
 }
 
 func keys(m map[string]bool) []string {

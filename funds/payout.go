@@ -350,15 +350,9 @@ func (s *Service) Confirm(ctx context.Context, r io.Reader) (*ConfirmResult, err
 	if err := yibao.RequireAdmin(ctx); err != nil {
 		return nil, err
 	}
-	cr := csv.NewReader(io.LimitReader(r, 16<<20))
-	cr.FieldsPerRecord = len(ConfirmationFileHeader)
-	head, err := cr.Read()
+	recs, err := yibao.ReadCSV(io.LimitReader(r, 16<<20), ConfirmationFileHeader, 100_000)
 	if err != nil {
-		return nil, csvErr(err)
-	}
-	head[0] = strings.TrimPrefix(head[0], "\ufeff")
-	if strings.Join(head, ",") != strings.Join(ConfirmationFileHeader, ",") {
-		return nil, yibao.Errorf(yibao.CodeMalformed, "line 1: the header must be exactly %s", strings.Join(ConfirmationFileHeader, ","))
+		return nil, err
 	}
 	type conf struct {
 		po     Payout
@@ -368,17 +362,9 @@ func (s *Service) Confirm(ctx context.Context, r io.Reader) (*ConfirmResult, err
 	var list []conf
 	var issues []yibao.Issue
 	seen := map[string]int{}
-	for {
-		line, _ := cr.FieldPos(0)
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, csvErr(err)
-		}
-		line, _ = cr.FieldPos(0)
-		id, amt, status, ref := strings.TrimSpace(rec[0]), strings.TrimSpace(rec[1]), strings.TrimSpace(rec[2]), strings.TrimSpace(rec[3])
+	for _, rc := range recs {
+		line, rec := rc.Line, rc.Fields
+		id, amt, status, ref := rec[0], rec[1], rec[2], rec[3]
 		badf := func(field, msg string) {
 			if len(issues) < 100 {
 				issues = append(issues, yibao.Issue{Line: line, Field: field, Message: msg})
@@ -414,9 +400,6 @@ func (s *Service) Confirm(ctx context.Context, r io.Reader) (*ConfirmResult, err
 	if len(issues) > 0 {
 		return nil, &yibao.Error{Code: yibao.CodeInvalid, Issues: issues,
 			Message: fmt.Sprintf("%d bad line(s), nothing applied; first: line %d: %s", len(issues), issues[0].Line, issues[0].Message)}
-	}
-	if len(list) == 0 {
-		return nil, yibao.Errorf(yibao.CodeInvalid, "the file has a header but no rows")
 	}
 	res := &ConfirmResult{}
 	for i, c := range list {

@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -183,72 +182,16 @@ func (s *Service) Import(ctx context.Context, kind ImportKind, r io.Reader, prog
 	return s.importRecords(ctx, kind, records, progress)
 }
 
-// csvRecord is one data line with its 1-based line number in the file.
-type csvRecord struct {
-	line   int
-	fields []string
-}
+type csvRecord = yibao.CSVRecord
 
 func readCSV(kind ImportKind, r io.Reader) ([]csvRecord, error) {
-	var header []string
 	switch kind {
 	case ImportCatalog:
-		header = CatalogCSVHeader
+		return yibao.ReadCSV(r, CatalogCSVHeader, MaxImportRows)
 	case ImportPersons:
-		header = PersonsCSVHeader
-	default:
-		return nil, yibao.FieldError("kind", "must be catalog or persons")
+		return yibao.ReadCSV(r, PersonsCSVHeader, MaxImportRows)
 	}
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = len(header)
-	cr.ReuseRecord = false
-	first, err := cr.Read()
-	if err == io.EOF {
-		return nil, yibao.Errorf(yibao.CodeMalformed, "the CSV file is empty; the first line must be the header %s", strings.Join(header, ","))
-	}
-	if err != nil {
-		return nil, csvError(err)
-	}
-	if len(first) > 0 {
-		first[0] = strings.TrimPrefix(first[0], "\ufeff") // Excel's BOM
-	}
-	if strings.Join(first, ",") != strings.Join(header, ",") {
-		return nil, &yibao.Error{Code: yibao.CodeMalformed, Message: "line 1: the header must be exactly " + strings.Join(header, ","),
-			Issues: []yibao.Issue{{Line: 1, Message: "expected header " + strings.Join(header, ",")}}}
-	}
-	var out []csvRecord
-	for {
-		line, _ := cr.FieldPos(0)
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, csvError(err)
-		}
-		if len(out) >= MaxImportRows {
-			return nil, yibao.Errorf(yibao.CodeTooLarge, "at most %d rows per import; split the file", MaxImportRows)
-		}
-		line, _ = cr.FieldPos(0)
-		for i := range rec {
-			rec[i] = strings.TrimSpace(rec[i])
-		}
-		out = append(out, csvRecord{line: line, fields: rec})
-	}
-	if len(out) == 0 {
-		return nil, yibao.Errorf(yibao.CodeInvalid, "the CSV file has a header but no rows")
-	}
-	return out, nil
-}
-
-func csvError(err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		msg := pe.Err.Error()
-		return &yibao.Error{Code: yibao.CodeMalformed, Message: fmt.Sprintf("line %d: %s", pe.Line, msg),
-			Issues: []yibao.Issue{{Line: pe.Line, Message: msg}}}
-	}
-	return yibao.Wrap(yibao.CodeMalformed, err, "the CSV file could not be read")
+	return nil, yibao.FieldError("kind", "must be catalog or persons")
 }
 
 // issueList collects line errors up to a bound.
@@ -319,15 +262,15 @@ func (s *Service) importCatalog(ctx context.Context, records []csvRecord, progre
 	var issues issueList
 	seen := map[string]int{}
 	for i, rec := range records {
-		it, err := parseCatalogRecord(rec.fields)
+		it, err := parseCatalogRecord(rec.Fields)
 		if err == nil {
 			if prev, dup := seen[it.Code]; dup {
 				err = yibao.FieldError("code", "%s appears again (first on line %d)", it.Code, prev)
 			}
-			seen[it.Code] = rec.line
+			seen[it.Code] = rec.Line
 		}
 		if err != nil {
-			issues.add(rec.line, err)
+			issues.add(rec.Line, err)
 		}
 		items = append(items, it)
 		if i%progressEvery == 0 {
@@ -340,7 +283,7 @@ func (s *Service) importCatalog(ctx context.Context, records []csvRecord, progre
 	err := s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
 		for i := range items {
 			if _, err := s.writeCatalogItem(ctx, tx, &items[i], true); err != nil {
-				return fmt.Errorf("line %d: %w", records[i].line, err)
+				return fmt.Errorf("line %d: %w", records[i].Line, err)
 			}
 			if i%progressEvery == 0 {
 				progress("writing", i, len(items))
@@ -366,7 +309,7 @@ func (s *Service) importPersons(ctx context.Context, records []csvRecord, progre
 	first := map[string]row{} // psn_no → first row naming the person
 	today := s.today()
 	for i, rec := range records {
-		f := rec.fields
+		f := rec.Fields
 		p := yibao.Person{PsnNo: f[0], IDNumber: f[1], Name: f[2], Phone: f[3], Category: yibao.PersonCategory(f[4]), Admdvs: f[5]}
 		c := yibao.Coverage{PsnNo: f[0], Insutype: f[6], Admdvs: f[5], StartDate: f[7], EndDate: f[8]}
 		err := p.Validate(today)
@@ -385,13 +328,13 @@ func (s *Service) importPersons(ctx context.Context, records []csvRecord, progre
 					}
 				}
 			} else {
-				first[p.PsnNo] = row{line: rec.line, p: p}
+				first[p.PsnNo] = row{line: rec.Line, p: p}
 			}
 		}
 		if err != nil {
-			issues.add(rec.line, err)
+			issues.add(rec.Line, err)
 		}
-		rows = append(rows, row{line: rec.line, p: p, c: c})
+		rows = append(rows, row{line: rec.Line, p: p, c: c})
 		if i%progressEvery == 0 {
 			progress("validating", i, len(records))
 		}

@@ -138,30 +138,29 @@ func runFunds(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 func postCSV(ctx context.Context, token, url string, body []byte) (map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+	out, err := send(ctx, "POST", token, url, "text/csv", body)
 	if err != nil {
 		return nil, err
-	}
-	req.Header.Set("Content-Type", "text/csv")
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Idempotency-Key", fmt.Sprintf("cli-%d", time.Now().UnixNano()))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("POST %s: %d %s", req.URL.Path, resp.StatusCode, strings.TrimSpace(string(out)))
 	}
 	var m map[string]any
 	return m, json.Unmarshal(out, &m)
 }
 
 func getRaw(ctx context.Context, token, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	return send(ctx, "GET", token, url, "", nil)
+}
+
+// send makes one authenticated call and returns the body of a 2xx answer.
+func send(ctx context.Context, method, token, url, contentType string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if method != "GET" {
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("cli-%d", time.Now().UnixNano()))
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
@@ -171,7 +170,7 @@ func getRaw(ctx context.Context, token, url string) ([]byte, error) {
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode >= 300 {
-		return nil, fmt.Errorf("GET %s: %d %s", req.URL.Path, resp.StatusCode, strings.TrimSpace(string(out)))
+		return nil, fmt.Errorf("%s %s: %d %s", method, req.URL.Path, resp.StatusCode, strings.TrimSpace(string(out)))
 	}
 	return out, nil
 }
