@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -299,7 +301,11 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 func (a *App) openLog(ctx context.Context) error {
 	// Tessera logs through klog: into our logs, its chatter ("Failed to
 	// fetch old checkpoint" on a new log) at debug level.
-	klog.SetSlogLogger(slog.New(infoAsDebug{a.Log.Handler()}))
+	// klog's logger is process-wide and read by tessera's goroutines
+	// without a lock: set it once, and point it at the latest platform's
+	// logger through an atomic (tests open many platforms in one process).
+	klogTarget.Store(&a.Log)
+	klogOnce.Do(func() { klog.SetSlogLogger(slog.New(infoAsDebug{klogForward{}})) })
 	keys, err := audit.DeriveKeys(a.master, a.Config.LogOrigin)
 	if err != nil {
 		return fmt.Errorf("log keys: %w", err)
@@ -316,6 +322,28 @@ func (a *App) openLog(ctx context.Context) error {
 // AuditKeys are the transparency log's checkpoint keys (derived from the
 // master secret; tools such as `yibao log verify` need only the store).
 func (a *App) AuditKeys() (*audit.Keys, error) { return audit.DeriveKeys(a.master, a.Config.LogOrigin) }
+
+var (
+	klogOnce   sync.Once
+	klogTarget atomic.Pointer[*slog.Logger]
+)
+
+// klogForward hands klog's records to the current platform's logger.
+type klogForward struct{}
+
+func (klogForward) h() slog.Handler {
+	if l := klogTarget.Load(); l != nil {
+		return (*l).Handler()
+	}
+	return slog.Default().Handler()
+}
+
+func (f klogForward) Enabled(ctx context.Context, l slog.Level) bool { return f.h().Enabled(ctx, l) }
+func (f klogForward) Handle(ctx context.Context, r slog.Record) error {
+	return f.h().Handle(ctx, r)
+}
+func (f klogForward) WithAttrs(as []slog.Attr) slog.Handler { return f.h().WithAttrs(as) }
+func (f klogForward) WithGroup(name string) slog.Handler    { return f.h().WithGroup(name) }
 
 // infoAsDebug passes records on with info lowered to debug.
 type infoAsDebug struct{ slog.Handler }
