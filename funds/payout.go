@@ -192,7 +192,9 @@ func (s *Service) statement(ctx context.Context, code, name, period string, star
 	st.Owed = owedAll - st.Recovered - paid
 	st.CarriedIn = st.Owed - (st.Settled - st.Reversed)
 	st.DepositHeld = max(0, yearGross.Mul(rules.QualityDeposit, money.Up))
-	if err := s.db.QueryRow(ctx, `SELECT COALESCE(SUM(amount), 0) FROM review_hits WHERE fixmedins_code = ? AND month = ? AND action = 'warn'`, code, period).Scan(&st.ReviewHeld); err != nil {
+	// A line flagged by several rules is held once.
+	if err := s.db.QueryRow(ctx, `SELECT COALESCE(SUM(amount), 0) FROM (SELECT DISTINCT setl_id, feedetl_sn, amount FROM review_hits
+		WHERE fixmedins_code = ? AND month = ? AND action = 'warn') flagged`, code, period).Scan(&st.ReviewHeld); err != nil {
 		return nil, err
 	}
 	st.Net = max(0, st.Owed-st.DepositHeld-st.ReviewHeld)

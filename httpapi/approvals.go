@@ -233,7 +233,8 @@ func (s *Server) rejectApproval(c *call) error {
 		if n, _ := res.RowsAffected(); n != 1 {
 			return yibao.Errorf(yibao.CodePrecondition, "approval %s is %s", a.ApprovalID, a.Status)
 		}
-		a.Status, a.DecidedBy, a.Note = "rejected", c.principal.ID(), in.Note
+		t := s.now().UTC()
+		a.Status, a.DecidedBy, a.Note, a.DecidedAt = "rejected", c.principal.ID(), in.Note, &t
 		return s.approvalEntry(ctx, tx, a, "rejected")
 	})
 	if err != nil {

@@ -4,7 +4,10 @@
 // payment orders that need a person, channel reconciliation with a chart,
 // e-certificate channels and institution API keys, credit payment (exposure
 // per bank, draws against repayments, the daily settlement file with the
-// bank, the reminder/overdue cycle), dead letters.
+// bank, the reminder/overdue cycle), fund operations (contribution files,
+// crediting, payouts with the bank's files, corrections, the fund
+// dashboard), changes under dual control awaiting a second administrator,
+// dead letters.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -19,10 +22,23 @@
     const data = await r.json().catch(() => ({}));
     if (!r.ok) {
       const e = new Error((data.code ? data.code + ": " : "") + (data.message || r.status));
-      e.code = data.code; e.status = r.status; e.issues = data.issues;
+      e.code = data.code; e.status = r.status; e.issues = data.issues; e.body = data;
       throw e;
     }
     return data;
+  }
+  // apiText GETs a file (CSV) with the session's bearer token.
+  async function apiText(path) {
+    const r = await fetch(path, { headers: token ? { Authorization: "Bearer " + token } : {} });
+    const text = await r.text();
+    if (!r.ok) {
+      let data = {};
+      try { data = JSON.parse(text); } catch (e) { /* not JSON */ }
+      const e = new Error((data.code ? data.code + ": " : "") + (data.message || r.status));
+      e.code = data.code; e.status = r.status;
+      throw e;
+    }
+    return text;
   }
   const fail = (e) => { $("error").textContent = e.message || String(e); };
   const ok = () => { $("error").textContent = ""; };
@@ -31,7 +47,9 @@
   // bars draws a bar chart into an SVG: one bar per item, labels below.
   // opts.second adds a second series (class bar2) beside the first, with
   // opts.names naming the two in the bars' titles; opts.every labels only
-  // every n-th item (for many items).
+  // every n-th item (for many items); opts.fmt formats the values in the
+  // titles. opts.line adds a line (class line, dots class dot) on its own
+  // scale, named opts.lineName, its top written by opts.lineScale.
   function bars(svg, items, value, label, opts) {
     const NS = "http://www.w3.org/2000/svg";
     opts = opts || {};
@@ -48,7 +66,7 @@
         r.setAttribute("class", cls); r.setAttribute("x", i * w + 4 + j * bw); r.setAttribute("y", 150 - h);
         r.setAttribute("width", bw); r.setAttribute("height", h);
         const title = document.createElementNS(NS, "title");
-        title.textContent = label(it) + (names[j] ? " " + names[j] : "") + ": " + f(it); r.appendChild(title);
+        title.textContent = label(it) + (names[j] ? " " + names[j] : "") + ": " + (opts.fmt ? opts.fmt(f(it)) : f(it)); r.appendChild(title);
         svg.appendChild(r);
       });
       if (i % (opts.every || 1)) return;
@@ -60,6 +78,29 @@
       const t = document.createElementNS(NS, "text");
       t.setAttribute("x", 4); t.setAttribute("y", 12); t.textContent = opts.scale(max);
       svg.appendChild(t);
+    }
+    if (opts.line && items.length) {
+      const vs = items.map(opts.line);
+      const lo = Math.min(0, ...vs), hi = Math.max(lo + 1, ...vs);
+      const y = (v) => 150 - 140 * (v - lo) / (hi - lo);
+      const pts = vs.map((v, i) => [i * w + w / 2, y(v)]);
+      const pl = document.createElementNS(NS, "polyline");
+      pl.setAttribute("class", "line");
+      pl.setAttribute("points", pts.map((p) => p[0].toFixed(1) + "," + p[1].toFixed(1)).join(" "));
+      svg.appendChild(pl);
+      pts.forEach((p, i) => {
+        const c = document.createElementNS(NS, "circle");
+        c.setAttribute("class", "dot"); c.setAttribute("cx", p[0]); c.setAttribute("cy", p[1]); c.setAttribute("r", 3);
+        const title = document.createElementNS(NS, "title");
+        title.textContent = label(items[i]) + (opts.lineName ? " " + opts.lineName : "") + ": " + (opts.fmt ? opts.fmt(vs[i]) : vs[i]);
+        c.appendChild(title);
+        svg.appendChild(c);
+      });
+      if (opts.lineScale) {
+        const t = document.createElementNS(NS, "text");
+        t.setAttribute("x", 696); t.setAttribute("y", 12); t.setAttribute("text-anchor", "end"); t.textContent = opts.lineScale(hi);
+        svg.appendChild(t);
+      }
     }
   }
 
@@ -350,6 +391,10 @@
     sel.length = 1;
     for (const r of list) sel.add(new Option(r.name + " " + r.admdvs, r.admdvs));
     sel.value = regions.has(keep) ? keep : "";
+    const fo = $("fo-admdvs"), had = fo.value;
+    fo.length = 0;
+    for (const r of list) fo.add(new Option(r.name + " " + r.admdvs, r.admdvs));
+    fo.value = regions.has(had) ? had : regions.has("370100") ? "370100" : (list[0] || {}).admdvs || "";
   }
 
   // --- registry: institutions (also the key card's select) and persons ---
@@ -434,8 +479,8 @@
   showHeader();
   let importTimer = 0, importNote = "";
 
-  function drawIssues(issues) {
-    const t = $("im-errors"), tb = t.tBodies[0];
+  function drawIssues(issues, table) {
+    const t = table || $("im-errors"), tb = t.tBodies[0];
     tb.innerHTML = "";
     t.hidden = !issues || !issues.length;
     if (t.hidden) return;
@@ -487,14 +532,19 @@
       }
     }, misses ? Math.min(2000, 150 * (misses + 1)) : 150);
   }
-  // readCSV returns the file as text: UTF-8, or GB18030 (what Excel saves
-  // on Chinese Windows) converted to UTF-8.
-  async function readCSV(file) {
+  // decodeCSV returns a file as text: UTF-8, or GB18030 (what Excel saves
+  // on Chinese Windows) converted to UTF-8, with a note saying so; readCSV
+  // keeps the note for the import's status line.
+  async function decodeCSV(file) {
     const buf = await file.arrayBuffer();
-    try { importNote = ""; return new TextDecoder("utf-8", { fatal: true }).decode(buf); } catch (e) {
-      importNote = "（已从 GB18030 转为 UTF-8 converted from GB18030）";
-      return new TextDecoder("gb18030").decode(buf);
+    try { return [new TextDecoder("utf-8", { fatal: true }).decode(buf), ""]; } catch (e) {
+      return [new TextDecoder("gb18030").decode(buf), "（已从 GB18030 转为 UTF-8 converted from GB18030）"];
     }
+  }
+  async function readCSV(file) {
+    const [text, note] = await decodeCSV(file);
+    importNote = note;
+    return text;
   }
   $("f-import").addEventListener("submit", async (ev) => {
     ev.preventDefault(); ok();
@@ -610,6 +660,124 @@
   }
   $("pd-run").addEventListener("click", runDiff);
 
+  // --- dual control: key and channel changes wait for a second administrator ---
+  // A staff user's change of a channel, an institution key or a partner
+  // bank is answered 202 with a stored approval; another administrator
+  // approves it (and only then it runs) or rejects it.
+  const ROUTES = {
+    "POST /api/v1/institutions/{code}/keys": "签发机构密钥 Issue an institution key",
+    "DELETE /api/v1/institutions/{code}/keys/{key_id}": "吊销机构密钥 Revoke an institution key",
+    "POST /api/v1/ecert/channels": "登记电子凭证渠道 Register an e-certificate channel",
+    "PUT /api/v1/ecert/channels/{channel_id}/status": "更改渠道状态 Change a channel's status",
+    "POST /api/v1/credit/banks": "登记合作银行 Register a partner bank",
+  };
+  const AP_STATUS = { prepared: "待批准 awaiting approval", approved: "已批准并执行 approved", failed: "已批准但执行失败 approved, failed",
+    rejected: "已退回 rejected", executing: "执行中 running" };
+  let pending = []; // the approvals still prepared
+  const meID = () => me ? me.kind + ":" + me.subject : "";
+  const pendingFor = (method, path) => pending.find((a) => a.method === method && a.path.split("?")[0] === path);
+  // bodySummary names each field of a change's body, long values cut.
+  function bodySummary(b) {
+    if (!b || typeof b !== "object") return "";
+    return Object.entries(b).map(([k, v]) => {
+      const t = k + "=" + (typeof v === "string" ? v : JSON.stringify(v));
+      return t.length > 60 ? t.slice(0, 59) + "…" : t;
+    }).join(" · ");
+  }
+  // submitted tells where a change was made that it now waits for approval.
+  function submitted(el, a, what) {
+    el.dataset.approval = a.approval_id;
+    el.dataset.status = "prepared";
+    el.textContent = "已提交，待另一位管理员批准 submitted — another administrator must approve: " + a.approval_id + (what ? " · " + what : "");
+  }
+  // waiting is the button of a row whose change awaits approval: it stays
+  // focusable and says so, instead of preparing the change twice.
+  function waiting(label, a, el) {
+    const b = button(label, () => {
+      el.dataset.approval = a.approval_id; el.dataset.status = "prepared";
+      el.textContent = "已在等待批准 already awaiting approval: " + a.approval_id + "（" + a.prepared_by + " " + when(a.prepared_at) + "）";
+    }, label + " " + a.approval_id);
+    b.setAttribute("aria-disabled", "true");
+    b.className = "waiting";
+    return b;
+  }
+
+  async function approvals() {
+    const all = $("ap-decided").checked;
+    const list = (await api("GET", "/api/v1/approvals" + (all ? "" : "?status=prepared"))).items;
+    pending = list.filter((a) => a.status === "prepared");
+    const tb = $("approvals").tBodies[0];
+    tb.innerHTML = "";
+    for (const a of list) {
+      const tr = tb.insertRow();
+      tr.dataset.id = a.approval_id; tr.dataset.status = a.status; tr.dataset.route = a.route;
+      const mine = a.prepared_by === meID();
+      const decided = a.decided_by ? "（" + a.decided_by + (a.decided_at ? " " + when(a.decided_at) : "") + (a.note ? "：" + a.note : "") + "）" : "";
+      cells(tr, [a.approval_id, ROUTES[a.route] || a.route, a.method + " " + a.path, bodySummary(a.body),
+        a.prepared_by + (mine ? "（您 you）" : "") + " " + when(a.prepared_at), (AP_STATUS[a.status] || a.status) + decided],
+      ["code", null, "path", "body", null, "st-" + a.status]);
+      const td = tr.insertCell();
+      if (a.status !== "prepared") continue;
+      td.appendChild(button("批准 Approve", () => decideApproval(a, true), "批准 Approve " + a.approval_id));
+      td.appendChild(button("退回 Reject", () => decideApproval(a, false), "退回 Reject " + a.approval_id));
+    }
+    if (!list.length) none(tb, 7);
+    const theirs = pending.filter((a) => a.prepared_by !== meID()).length;
+    $("ap-summary").dataset.count = pending.length;
+    $("ap-summary").textContent = pending.length
+      ? pending.length + " 项待批准 awaiting approval，其中 " + theirs + " 项可由您批准 " + theirs + " of them by you (others prepared them)"
+      : "没有待批准的变更 Nothing awaits approval";
+  }
+  // refreshChanges reloads the approvals, then what they change.
+  async function refreshChanges() {
+    await approvals();
+    await Promise.all([channels(), keys()]);
+  }
+  async function decideApproval(a, approve) {
+    ok();
+    const st = $("ap-status");
+    st.textContent = ""; delete st.dataset.status; st.dataset.approval = a.approval_id;
+    try {
+      const r = await api("POST", "/api/v1/approvals/" + enc(a.approval_id) + "/" + (approve ? "approve" : "reject"),
+        approve ? {} : { note: $("ap-note").value.trim() });
+      st.dataset.status = r.status;
+      const what = (ROUTES[r.route] || r.route) + " " + r.path;
+      if (r.status === "approved") {
+        st.textContent = "已批准并执行 approved and done: " + r.approval_id + " · " + what + " · HTTP " + r.result_status;
+      } else if (r.status === "failed") {
+        const why = r.result && (r.result.message || r.result.code) || "";
+        st.textContent = "已批准，但变更被拒绝 approved, but the change was refused: " + r.approval_id + " · HTTP " + r.result_status + (why ? " · " + why : "");
+      } else {
+        st.textContent = "已退回 rejected: " + r.approval_id + " · " + what + (r.note ? " · " + r.note : "");
+        $("ap-note").value = "";
+      }
+      if (r.status === "approved" && r.result && r.result.secret) {
+        // A new key: its secret, shown this once, to the approver.
+        if ($("k-inst").value !== r.result.fixmedins_code) $("k-inst").value = r.result.fixmedins_code;
+        await refreshChanges();
+        showSecret(r.result);
+        return;
+      }
+      await refreshChanges();
+      const next = $("approvals").querySelector("tbody tr[data-status=prepared] button");
+      (next || $("ap-refresh")).focus();
+    } catch (e) {
+      if (/dual_control/.test(e.message)) {
+        st.dataset.status = "refused";
+        st.textContent = "不能批准自己提交的变更，须由另一位管理员批准 You prepared " + a.approval_id + "; another administrator has to approve it";
+      }
+      fail(e);
+    }
+  }
+  $("ap-refresh").addEventListener("click", () => { ok(); refreshChanges().catch(fail); });
+  // Coming back to the console, see what the other administrator did meanwhile.
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden || !token || $("console").hidden) return;
+    refreshChanges().catch(fail);
+    if (!$("funds").hidden) fundRuns().catch(fail);
+  });
+  $("ap-decided").addEventListener("change", () => { ok(); approvals().catch(fail); });
+
   // --- e-certificate channels ---
   async function channels() {
     const list = (await api("GET", "/api/v1/ecert/channels")).items;
@@ -618,14 +786,25 @@
     for (const ch of list) {
       const tr = tb.insertRow();
       tr.dataset.id = ch.channel_id; tr.dataset.status = ch.status;
-      cells(tr, [ch.channel_id, ch.name, STATUS[ch.status] || ch.status, when(ch.created_at)], [null, null, "st-" + ch.status]);
+      const path = "/api/v1/ecert/channels/" + enc(ch.channel_id) + "/status";
+      const wait = pendingFor("PUT", path);
+      const to = wait && wait.body && wait.body.status;
+      cells(tr, [ch.channel_id, ch.name, (STATUS[ch.status] || ch.status) + (wait ? "（待批准改为 awaiting approval: " + (STATUS[to] || to) + "）" : ""), when(ch.created_at)],
+        [null, null, "st-" + ch.status]);
+      if (wait) {
+        tr.dataset.pending = wait.approval_id;
+        tr.insertCell().appendChild(waiting("待批准 Awaiting approval", wait, $("ch-pending")));
+        continue;
+      }
       const next = ch.status === "active" ? "suspended" : "active";
       const label = next === "suspended" ? "暂停 Suspend" : "恢复 Reactivate";
       const b = button(label, async () => {
         ok(); b.disabled = true;
         try {
-          await api("PUT", "/api/v1/ecert/channels/" + enc(ch.channel_id) + "/status", { status: next });
+          const r = await api("PUT", path, { status: next });
+          await approvals();
           await channels();
+          if (r.approval) submitted($("ch-pending"), r.approval, label + " " + ch.channel_id);
           const again = tb.querySelector("tr[data-id='" + CSS.escape(ch.channel_id) + "'] button");
           if (again) again.focus();
         } catch (e) { b.disabled = false; fail(e); }
@@ -635,12 +814,21 @@
     if (!list.length) none(tb, 5);
   }
 
-  // --- institution API keys: list, revoke, issue (the secret shown once) ---
+  // --- institution API keys: list, revoke, issue (the secret shown once, to
+  // the administrator who approves the issue) ---
   function hideSecret() {
     $("k-secret-value").value = "";
     $("k-secret-id").textContent = "";
     $("k-secret").hidden = true;
     delete $("k-secret").dataset.key;
+  }
+  function showSecret(k) {
+    $("k-secret-id").textContent = k.key_id + " · " + k.fixmedins_code;
+    $("k-secret-value").value = k.secret || "";
+    $("k-secret").dataset.key = k.key_id;
+    $("k-secret").hidden = false;
+    $("k-secret-value").focus();
+    $("k-secret-value").select();
   }
   async function keys() {
     const code = $("k-inst").value;
@@ -654,16 +842,23 @@
       if (k.status !== "active" && !all) continue;
       const tr = tb.insertRow();
       tr.dataset.id = k.key_id; tr.dataset.status = k.status;
-      cells(tr, [k.key_id, k.alg, STATUS[k.status] || k.status, when(k.created_at)], [null, null, "st-" + k.status]);
+      const path = "/api/v1/institutions/" + enc(code) + "/keys/" + enc(k.key_id);
+      const wait = k.status === "active" && pendingFor("DELETE", path);
+      cells(tr, [k.key_id, k.alg, (STATUS[k.status] || k.status) + (wait ? "（吊销待批准 revocation awaiting approval）" : ""), when(k.created_at)], [null, null, "st-" + k.status]);
       const td = tr.insertCell();
-      if (k.status === "active") {
+      if (wait) {
+        tr.dataset.pending = wait.approval_id;
+        td.appendChild(waiting("吊销待批准 Revocation awaiting approval", wait, $("k-pending")));
+      } else if (k.status === "active") {
         td.appendChild(button("吊销 Revoke", async () => {
-          if (!confirm("吊销密钥 " + k.key_id + "？用它签名的请求将立即被拒绝，且无法恢复。\nRevoke " + k.key_id + "? Requests signed with it are refused at once; this cannot be undone.")) return;
+          if (!confirm("吊销密钥 " + k.key_id + "？经另一位管理员批准后，用它签名的请求将立即被拒绝，且无法恢复。\nRevoke " + k.key_id + "? Once another administrator approves, requests signed with it are refused at once; this cannot be undone.")) return;
           ok();
           try {
-            await api("DELETE", "/api/v1/institutions/" + enc(code) + "/keys/" + enc(k.key_id));
+            const r = await api("DELETE", path);
             if ($("k-secret").dataset.key === k.key_id) hideSecret();
+            await approvals();
             await keys();
+            if (r.approval) submitted($("k-pending"), r.approval, "吊销 revoke " + k.key_id);
             $("k-create").focus();
           } catch (e) { fail(e); }
         }, "吊销 Revoke " + k.key_id));
@@ -671,8 +866,10 @@
     }
     if (!tb.rows.length) none(tb, 5);
     const active = list.filter((k) => k.status === "active").length;
+    const issuing = pending.filter((a) => a.method === "POST" && a.path.split("?")[0] === "/api/v1/institutions/" + enc(code) + "/keys").length;
     $("k-summary").textContent = code + "：" + active + " 个有效密钥 active keys" +
-      (list.length > active ? "，" + (list.length - active) + " 个已吊销 revoked" + (all ? "" : "（未显示 hidden）") : "");
+      (list.length > active ? "，" + (list.length - active) + " 个已吊销 revoked" + (all ? "" : "（未显示 hidden）") : "") +
+      (issuing ? "，" + issuing + " 个签发待批准 issues awaiting approval" : "");
   }
   $("k-inst").addEventListener("change", () => { hideSecret(); ok(); keys().catch(fail); });
   $("k-revoked").addEventListener("change", () => { ok(); keys().catch(fail); });
@@ -681,17 +878,401 @@
     const code = $("k-inst").value;
     if (!code) return;
     try {
-      const k = await api("POST", "/api/v1/institutions/" + enc(code) + "/keys", { alg: "HMAC-SM3" });
-      $("k-secret-id").textContent = k.key_id + " · " + code;
-      $("k-secret-value").value = k.secret || "";
-      $("k-secret").dataset.key = k.key_id;
-      $("k-secret").hidden = false;
+      const r = await api("POST", "/api/v1/institutions/" + enc(code) + "/keys", { alg: "HMAC-SM3" });
+      if (r.approval) { // dual control: the secret goes to the approver
+        await approvals();
+        await keys();
+        submitted($("k-pending"), r.approval, "签发 HMAC-SM3 密钥 issue an HMAC-SM3 key · " + code);
+        return;
+      }
+      showSecret(r);
       await keys();
       $("k-secret-value").focus();
-      $("k-secret-value").select();
     } catch (e) { fail(e); }
   });
-  $("k-secret-done").addEventListener("click", () => { hideSecret(); $("k-create").focus(); });
+  $("k-secret-done").addEventListener("click", () => { hideSecret(); $("ap-refresh").focus(); });
+
+  // --- fund operations: contribution files in, personal accounts credited,
+  // institutions paid out (with the bank's files), corrections, and the
+  // fund dashboard. One administrator prepares each run, another approves
+  // it; money moves only on approval. ---
+  const RUN_KINDS = { contributions: "缴费入账 contributions", crediting: "账户划入 crediting", payout: "机构拨付 payout", correction: "调账 correction" };
+  const RUN_STATUS = { prepared: "待批准 prepared", approved: "执行中 approved", done: "已完成 done", rejected: "已退回 rejected" };
+  const PAYOUT_STATUS = { instructed: "已发指令 instructed", confirmed: "银行已付 confirmed", failed: "银行未付 failed" };
+  const FUND_KINDS = { fund_pool: "统筹基金 pool", large_amount_fund: "大额 large-amount", critical_illness: "大病 critical illness",
+    assistance_fund: "医疗救助 assistance" };
+  const FUND_PHASES = { reading: "读取 reading", validating: "校验 validating", prepared: "已准备 prepared", preparing: "准备 preparing" };
+  const funded = (s) => s === undefined || s === null ? "—" : "¥" + s;
+  // fen reads a yuan string exactly ("-12.3" → -1230), for sums.
+  function fen(s) {
+    const m = /^(-?)(\d+)(?:\.(\d{1,2}))?$/.exec(String(s).trim());
+    if (!m) return 0;
+    return (m[1] ? -1 : 1) * (parseInt(m[2], 10) * 100 + parseInt((m[3] || "0").padEnd(2, "0"), 10));
+  }
+  let fundTimer = 0, fundNote = "", fundBoard = null;
+  let payoutRun = null, bankFile = "", bankURL = "";
+  const region = () => $("fo-admdvs").value;
+  const period = () => $("fo-period").value;
+
+  async function funds() {
+    try { await fundDashboard(); } catch (e) {
+      if (e.code === "unavailable") { $("funds").hidden = true; return; }
+      throw e;
+    }
+    $("funds").hidden = false;
+    await fundRuns();
+  }
+
+  async function fundDashboard() {
+    const adm = region();
+    if (!adm) return;
+    const d = await api("GET", "/api/v1/funds/dashboard?admdvs=" + enc(adm) + "&months=12");
+    if (region() !== adm) return;
+    fundBoard = d;
+    const tb = $("fd-funds").tBodies[0];
+    tb.innerHTML = "";
+    let total = 0, shortest = null;
+    for (const f of d.funds) {
+      const tr = tb.insertRow();
+      tr.dataset.account = f.account;
+      const last = f.months[f.months.length - 1] || {};
+      cells(tr, [f.account, FUND_KINDS[f.kind] || f.kind, "¥" + f.balance, f.days_of_cover === null ? "— 无支出 no outgo" : f.days_of_cover + " 天 days",
+        funded(last.income), funded(last.outgo)], [null, null, "num balance", "num cover", "num income", "num outgo"]);
+      total += fen(f.balance);
+      if (f.days_of_cover !== null && (!shortest || f.days_of_cover < shortest.days_of_cover)) shortest = f;
+    }
+    if (!d.funds.length) none(tb, 6);
+    $("fd-summary").textContent = regionName(adm) + "：" + d.funds.length + " 个基金 funds · 合计余额 total balance ¥" + fenYuan(total) +
+      (shortest ? " · 可支付天数最短 shortest cover: " + shortest.account + " " + shortest.days_of_cover + " 天 days" : " · 近 90 天无支出 no outgo in the last 90 days");
+    const sel = $("fd-fund"), keep = sel.value;
+    sel.length = 0;
+    for (const f of d.funds) sel.add(new Option(f.account + " " + (FUND_KINDS[f.kind] || f.kind), f.account));
+    const want = d.funds.some((f) => f.account === keep) ? keep : d.funds.some((f) => f.account === "fund:" + adm + ":310") ? "fund:" + adm + ":310" : (d.funds[0] || {}).account;
+    if (want) sel.value = want;
+    fundChart();
+  }
+  // fundChart draws the chosen fund: income and outgo per month as bars,
+  // the balance at each month's end as a line on its own scale.
+  function fundChart() {
+    const svg = $("chart-fund");
+    const f = fundBoard && fundBoard.funds.find((x) => x.account === $("fd-fund").value);
+    if (!f) { svg.innerHTML = ""; return; }
+    svg.dataset.account = f.account;
+    svg.setAttribute("aria-label", f.account + "：每月收入、支出与月末余额 income, outgo and month-end balance per month, " +
+      f.months[0].month + " – " + f.months[f.months.length - 1].month);
+    const y = (s) => fen(s) / 100;
+    bars(svg, f.months, (m) => y(m.income), (m) => m.month.slice(2), {
+      second: (m) => y(m.outgo), names: ["收入 income", "支出 outgo"], fmt: (v) => "¥" + v.toFixed(2),
+      line: (m) => y(m.balance), lineName: "月末余额 balance",
+      scale: (mx) => "收支最高 max ¥" + (mx > 1 ? mx.toFixed(2) : "0.00"), lineScale: (mx) => "余额最高 max balance ¥" + mx.toFixed(2) });
+    $("fd-caption").dataset.account = f.account;
+  }
+  $("fd-fund").addEventListener("change", fundChart);
+  $("fo-admdvs").addEventListener("change", () => { ok(); fundDashboard().catch(fail); });
+  $("fo-refresh").addEventListener("click", () => { ok(); funds().catch(fail); });
+
+  async function fundRuns() {
+    const list = (await api("GET", "/api/v1/fund-runs?limit=50")).items;
+    const tb = $("fo-runs").tBodies[0];
+    tb.innerHTML = "";
+    for (const r of list) {
+      const tr = tb.insertRow();
+      tr.dataset.run = r.run_id; tr.dataset.kind = r.kind; tr.dataset.status = r.status;
+      const mine = r.prepared_by === meID();
+      cells(tr, [r.run_id, RUN_KINDS[r.kind] || r.kind, (r.admdvs ? regionName(r.admdvs) : "—") + " · " + (r.period || "—"), RUN_STATUS[r.status] || r.status,
+        r.posted + " / " + r.lines, "¥" + r.total, r.prepared_by + (mine ? "（您 you）" : "") + " " + when(r.prepared_at),
+        r.decided_by ? r.decided_by + " " + when(r.decided_at) + (r.note && r.kind !== "correction" ? "：" + r.note : "") : ""],
+      ["code", null, null, "st-" + r.status, "num", "num"]);
+      const td = tr.insertCell();
+      td.appendChild(button("明细 Details", () => runDetail(r.run_id).catch(fail), "明细 Details " + r.run_id));
+      if (r.status === "prepared") {
+        td.appendChild(button("批准 Approve", () => decideRun(r, true), "批准 Approve " + r.run_id));
+        td.appendChild(button("退回 Reject", () => decideRun(r, false), "退回 Reject " + r.run_id));
+      } else if (r.status === "approved") { // interrupted: approving again resumes it
+        td.appendChild(button("继续执行 Resume", () => decideRun(r, true), "继续执行 Resume " + r.run_id));
+      }
+      if (r.kind === "payout" && (r.status === "done" || r.status === "approved")) {
+        td.appendChild(button("拨付单 Payouts", () => openPayout(r).catch(fail), "拨付单 Payouts " + r.run_id));
+      }
+    }
+    if (!list.length) none(tb, 9);
+    return list;
+  }
+  const runStatus = (el, r, verb) => {
+    el.dataset.run = r.run_id; el.dataset.status = r.status;
+    el.textContent = verb + "：" + (RUN_KINDS[r.kind] || r.kind) + " " + r.run_id + (r.period ? " · " + r.period : "") + " · " + r.lines + " 行 lines · ¥" + r.total +
+      (r.status === "prepared" ? " · 待另一位管理员批准 awaiting another administrator's approval" : " · " + (RUN_STATUS[r.status] || r.status));
+  };
+  async function decideRun(r, approve) {
+    ok();
+    const st = $("fo-status");
+    try {
+      const out = await api("POST", "/api/v1/fund-runs/" + enc(r.run_id) + "/" + (approve ? "approve" : "reject"), approve ? {} : { note: $("fo-note").value.trim() });
+      runStatus(st, out, approve ? "已批准 approved" : "已退回 rejected");
+      if (approve) st.textContent += " · 已执行 executed " + out.posted + " / " + out.lines;
+      else $("fo-note").value = "";
+      await Promise.all([fundRuns(), fundDashboard()]);
+      if (approve && out.kind === "payout") await openPayout(out);
+      else await runDetail(out.run_id);
+    } catch (e) {
+      if (/dual_control/.test(e.message)) {
+        st.dataset.run = r.run_id; st.dataset.status = "refused";
+        st.textContent = "不能批准自己准备的批次，须由另一位管理员批准 You prepared " + r.run_id + "; another administrator has to approve it";
+      }
+      fail(e);
+    }
+  }
+
+  function runSummary(r) {
+    const s = r.summary || {};
+    const kv = (o) => Object.entries(o || {}).map(([k, v]) => k + " ¥" + v).join("，");
+    switch (r.kind) {
+      case "contributions":
+        return s.rows + " 行 rows · " + kv(s.by_kind) + " · 区划 regions " + (s.regions || []).join(", ") + " · 文件 SM3 " + String(s.file_sm3 || "").slice(0, 16) + "…";
+      case "crediting":
+        return "职工 employees " + s.employees + " · 退休 retirees " + s.retirees + "（每月 monthly ¥" + s.retiree_monthly + "）· 个人缴费划入比例 individual share " +
+          s.individual_to_account + " · 单位 employer share " + s.employer_to_account;
+      case "payout":
+        return "机构 institutions " + s.institutions + " · 拨付单 payouts " + s.payouts + " · 质保金比例 quality deposit " + s.quality_deposit + " · 截止 cutoff " + when(s.cutoff);
+      case "correction": {
+        const o = s.original || {};
+        return "冲回 mirrors " + s.corrects + "（" + o.debit + " → " + o.credit + " ¥" + o.amount + "）· 理由 reason: " + (r.note || "");
+      }
+    }
+    return "";
+  }
+  async function runDetail(id) {
+    const d = await api("GET", "/api/v1/fund-runs/" + enc(id));
+    const r = d.run;
+    $("fo-detail").hidden = false;
+    $("fo-detail").dataset.run = r.run_id;
+    $("fo-detail-title").textContent = "批次明细 Run " + r.run_id + " · " + (RUN_KINDS[r.kind] || r.kind) + " · " + (RUN_STATUS[r.status] || r.status);
+    $("fo-detail-summary").textContent = runSummary(r);
+    const tb = $("fo-lines").tBodies[0];
+    tb.innerHTML = "";
+    const shown = d.lines.slice(0, 100);
+    for (const l of shown) {
+      const tr = tb.insertRow();
+      tr.dataset.seq = l.seq; tr.dataset.status = l.status;
+      cells(tr, [l.seq, l.psn_no || l.fixmedins_code || "", l.kind || "", l.period || "", l.debit + " → " + l.credit, "¥" + l.amount, l.status],
+        ["num", null, null, null, "path", "num"]);
+      const td = tr.insertCell();
+      if (l.status === "posted" && r.kind !== "payout") { // its ledger transfer is <run>:<seq>
+        const tid = r.run_id + ":" + l.seq;
+        td.appendChild(button("调账 Correct", () => {
+          $("fx-transfer").value = tid; $("fx-amount").value = ""; $("fx-reason").focus();
+        }, "调账 Correct " + tid));
+      }
+    }
+    if (!shown.length) none(tb, 8);
+    if (r.lines > shown.length) {
+      const c = tb.insertRow().insertCell(); c.colSpan = 8;
+      c.textContent = "显示前 " + shown.length + " 行，共 " + r.lines + " 行 first " + shown.length + " of " + r.lines + " lines";
+    }
+    if (r.kind !== "payout") { $("fp-box").hidden = true; payoutRun = null; }
+  }
+
+  // --- contribution files: check in the background, poll, list bad lines ---
+  function drawFundJob(j) {
+    $("fc-job").hidden = false;
+    const pr = $("fc-progress");
+    pr.max = Math.max(1, j.total);
+    pr.value = Math.min(j.done, pr.max);
+    const st = $("fc-status");
+    st.dataset.status = j.status;
+    if (j.status === "running") {
+      st.textContent = "校验中 checking · " + (FUND_PHASES[j.phase] || j.phase) + " · " + j.done + " / " + j.total + " 行 lines";
+    } else if (j.status === "succeeded") {
+      runStatus(st, j.run, "已准备 prepared");
+      st.dataset.status = "succeeded";
+      st.textContent += fundNote;
+    } else {
+      const bad = j.errors.length;
+      st.textContent = "失败 failed · " + (bad ? j.total + " 行中 " + bad + (bad >= 100 ? "+" : "") + " 行有误，未准备任何批次 " + bad + (bad >= 100 ? "+" : "") + " of " +
+        j.total + " lines are bad; no run was prepared" : (j.error || "") + "，未准备任何批次 no run was prepared") + fundNote;
+    }
+    drawIssues(j.status === "failed" ? j.errors : [], $("fc-errors"));
+  }
+  function pollFundJob(id, misses) {
+    fundTimer = setTimeout(async () => {
+      try {
+        const j = await api("GET", "/api/v1/fund-jobs/" + enc(id));
+        drawFundJob(j);
+        if (j.status === "running") { pollFundJob(id, 0); return; }
+        $("fc-start").disabled = false;
+        if (j.status === "succeeded") { await fundRuns(); await runDetail(j.run.run_id); }
+      } catch (e) {
+        if (e.code === "not_found" && misses < 100) { pollFundJob(id, misses + 1); return; }
+        $("fc-start").disabled = false;
+        fail(e);
+      }
+    }, misses ? Math.min(2000, 150 * (misses + 1)) : 150);
+  }
+  $("f-contrib").addEventListener("submit", async (ev) => {
+    ev.preventDefault(); ok();
+    const file = $("fc-file").files[0];
+    if (!file) { fail(new Error("请选择 CSV 文件 Choose a CSV file")); return; }
+    clearTimeout(fundTimer);
+    $("fc-start").disabled = true;
+    try {
+      const [text, note] = await decodeCSV(file);
+      fundNote = note;
+      const job = await api("POST", "/api/v1/fund-runs/contributions", undefined, text, "text/csv");
+      drawFundJob(job);
+      pollFundJob(job.id, 0);
+    } catch (e) {
+      $("fc-start").disabled = false;
+      $("fc-job").hidden = false;
+      $("fc-progress").value = 0;
+      $("fc-status").dataset.status = "refused";
+      $("fc-status").textContent = "未开始 not started: " + e.message;
+      drawIssues(e.issues, $("fc-errors"));
+      fail(e);
+    }
+  });
+
+  // --- crediting and payout of the chosen region and month ---
+  async function prepareRun(kind) {
+    ok();
+    const st = $("fo-status");
+    if (!region() || !/^\d{4}-\d{2}$/.test(period())) { fail(new Error("请选择区划和月份 Choose a region and a month")); return; }
+    const btn = $(kind === "crediting" ? "fo-crediting" : "fo-payout");
+    btn.disabled = true;
+    delete st.dataset.run; delete st.dataset.status;
+    st.textContent = "准备中… preparing";
+    try {
+      const r = await api("POST", "/api/v1/fund-runs/" + kind, { admdvs: region(), period: period() });
+      runStatus(st, r, r.status === "prepared" ? "已准备 prepared（" + r.prepared_by + "）" : "该月已有批次 this month already has a run");
+      await fundRuns();
+      if (r.kind === "payout" && r.status !== "prepared") await openPayout(r); else await runDetail(r.run_id);
+    } catch (e) { delete st.dataset.run; st.textContent = ""; fail(e); } finally { btn.disabled = false; }
+  }
+  $("fo-crediting").addEventListener("click", () => prepareRun("crediting"));
+  $("fo-payout").addEventListener("click", () => prepareRun("payout"));
+
+  // --- a payout run: the bank file, each institution's statement, and the
+  // bank's confirmation (a file, or in the demo a simulated bank) ---
+  async function openPayout(r) {
+    const [d, po] = await Promise.all([api("GET", "/api/v1/fund-runs/" + enc(r.run_id)), api("GET", "/api/v1/fund-payouts?run_id=" + enc(r.run_id))]);
+    const run = d.run;
+    payoutRun = run;
+    $("fo-detail").hidden = true;
+    $("fp-box").hidden = false;
+    $("fp-box").dataset.run = run.run_id;
+    $("fp-title").textContent = "拨付 Payout " + run.run_id + " · " + regionName(run.admdvs) + " · " + run.period + " · " + (RUN_STATUS[run.status] || run.status);
+    const byCode = new Map(po.items.map((p) => [p.fixmedins_code, p]));
+    const statements = (run.summary && run.summary.statements) || po.items.map((p) => p.statement);
+    const tb = $("fp-statements").tBodies[0];
+    tb.innerHTML = "";
+    for (const s of statements) {
+      const p = byCode.get(s.fixmedins_code);
+      const tr = tb.insertRow();
+      tr.dataset.code = s.fixmedins_code; tr.dataset.status = p ? p.status : "none";
+      if (p) tr.dataset.payout = p.payout_id;
+      const funds = Object.entries(s.by_fund || {}).map(([k, v]) => (k === "personal_account" ? "个人账户 personal account" : k) + " ¥" + v).join("，");
+      const who = tr.insertCell();
+      who.textContent = s.fixmedins_code + " " + s.name;
+      if (funds) { const sm = document.createElement("small"); sm.textContent = funds; who.appendChild(document.createElement("br")); who.appendChild(sm); }
+      cells(tr, ["¥" + s.settled, "¥" + s.reversed, "¥" + s.recovered, "¥" + s.carried_in, "¥" + s.owed, "¥" + s.deposit_held, "¥" + s.review_held,
+        "¥" + (p ? p.amount : s.net), p ? p.payout_id : "—", p ? PAYOUT_STATUS[p.status] || p.status : "无需拨付 nothing to pay"],
+      ["num", "num", "num", "num", "num", "num", "num", "num net", "code", "st-" + (p ? p.status : "none")]);
+    }
+    if (!statements.length) none(tb, 11);
+    const open = po.items.filter((p) => p.status === "instructed").length;
+    const done = run.status === "done";
+    $("fp-simulate").disabled = !done || !open;
+    $("fp-upload").disabled = !done;
+    if (bankURL) { URL.revokeObjectURL(bankURL); bankURL = ""; }
+    bankFile = "";
+    $("fp-download").hidden = true;
+    $("fp-preview").hidden = true;
+    $("fp-file-note").textContent = done ? "" : "批准后才有银行文件 the bank file exists once the run is approved";
+    if (done) {
+      bankFile = await apiText("/api/v1/fund-runs/" + enc(run.run_id) + "/bank-file");
+      if (payoutRun !== run) return;
+      bankURL = URL.createObjectURL(new Blob([bankFile], { type: "text/csv" }));
+      const a = $("fp-download");
+      a.href = bankURL; a.download = "payout-" + run.run_id + ".csv"; a.hidden = false;
+      const rows = parseCSV(bankFile).length - 1;
+      $("fp-file-note").textContent = rows + " 笔付款 payments · " + po.items.length + " 张拨付单 payouts，其中 " + open + " 张待银行确认 " + open + " awaiting the bank";
+      $("fp-bankfile").textContent = bankFile;
+      $("fp-preview").hidden = false;
+    }
+    $("fp-title").focus();
+  }
+  // parseCSV reads RFC 4180 CSV (quoted fields, doubled quotes, CRLF).
+  function parseCSV(text) {
+    const rows = [];
+    let row = [], f = "", q = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (q) {
+        if (c === '"' && text[i + 1] === '"') { f += '"'; i++; } else if (c === '"') q = false; else f += c;
+      } else if (c === '"') q = true;
+      else if (c === ",") { row.push(f); f = ""; }
+      else if (c === "\n" || c === "\r") {
+        if (c === "\r" && text[i + 1] === "\n") i++;
+        row.push(f); rows.push(row); row = []; f = "";
+      } else f += c;
+    }
+    if (f !== "" || row.length) { row.push(f); rows.push(row); }
+    return rows.filter((r) => r.length > 1 || r[0] !== "");
+  }
+  const csvField = (v) => /[",\r\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v;
+  async function sendConfirmation(text, note) {
+    const st = $("fp-status");
+    st.textContent = "发送中… sending"; delete st.dataset.status;
+    drawIssues([], $("fp-errors"));
+    try {
+      const r = await api("POST", "/api/v1/fund-payouts/confirmations", undefined, text, "text/csv");
+      st.dataset.status = "applied";
+      st.textContent = "银行回单已入账 the bank's confirmation applied: 新确认 confirmed " + r.confirmed + " · 未付 failed " + r.failed + " · 此前已确认 confirmed before " +
+        r.already + " · 清偿应收 receivables cleared ¥" + r.cleared + (note || "");
+      await openPayout(payoutRun);
+      await fundDashboard();
+    } catch (e) {
+      st.dataset.status = "refused";
+      st.textContent = "回单被拒绝，未入账任何一行 the file was refused; nothing was applied: " + e.message;
+      drawIssues(e.issues, $("fp-errors"));
+      fail(e);
+    }
+  }
+  $("fp-simulate").addEventListener("click", async () => {
+    ok();
+    if (!payoutRun || !bankFile) return;
+    const rows = parseCSV(bankFile);
+    const head = rows[0] || [];
+    const ix = (k) => head.indexOf(k);
+    const out = ["payout_id,amount,status,bank_ref"];
+    for (const r of rows.slice(1)) {
+      const id = r[ix("payout_id")];
+      out.push([id, r[ix("amount")], "paid", "SIMBANK-" + id].map(csvField).join(","));
+    }
+    if (out.length === 1) { $("fp-status").textContent = "银行文件没有付款行 the bank file has no payments"; return; }
+    await sendConfirmation(out.join("\r\n") + "\r\n", "（模拟银行 simulated bank）");
+  });
+  $("f-confirm").addEventListener("submit", async (ev) => {
+    ev.preventDefault(); ok();
+    const file = $("fp-file").files[0];
+    if (!file) { fail(new Error("请选择银行回单 Choose the bank's confirmation file")); return; }
+    const [text, note] = await decodeCSV(file);
+    await sendConfirmation(text, note);
+  });
+
+  // --- corrections: mirror a posted transfer (prepared; another approves) ---
+  $("f-correct").addEventListener("submit", async (ev) => {
+    ev.preventDefault(); ok();
+    const st = $("fx-status");
+    const body = { transfer_id: $("fx-transfer").value.trim(), reason: $("fx-reason").value.trim() };
+    if ($("fx-amount").value.trim()) body.amount = $("fx-amount").value.trim();
+    try {
+      const r = await api("POST", "/api/v1/fund-runs/corrections", body);
+      runStatus(st, r, "已准备调账 correction prepared");
+      $("fx-transfer").value = ""; $("fx-amount").value = ""; $("fx-reason").value = "";
+      await fundRuns();
+      await runDetail(r.run_id);
+    } catch (e) { st.textContent = ""; delete st.dataset.run; fail(e); }
+  });
 
   // The audit log: entries with their log index; "verify" fetches the
   // receipt and checks it here, in the browser, against the log's
@@ -850,9 +1431,11 @@
     $("rc-date").value = cst(t);
     $("rep-month").value = cst(t).slice(0, 7);
     $("cr-day").value = cst(t); sendLabel();
+    if (!$("fo-period").value) $("fo-period").value = cst(t).slice(0, 7);
     try {
       await loadRegions();
-      await Promise.all([dashboard(), policies(), orders(), deadLetters(), institutions().then(keys), searchPersons(false), channels(), auditLog(), review(), report(), credit()]);
+      await Promise.all([dashboard(), policies(), orders(), deadLetters(), Promise.all([institutions(), approvals()]).then(() => Promise.all([keys(), channels()])),
+        searchPersons(false), auditLog(), review(), report(), credit(), funds()]);
     } catch (e) { fail(e); }
   }
   $("f-login").addEventListener("submit", async (ev) => {
@@ -866,6 +1449,10 @@
     try { await api("POST", "/api/v1/auth/logout", {}); } catch (e) { /* gone anyway */ }
     token = null; me = null; sessionStorage.removeItem("yibao.admin.token");
     hideSecret(); clearTimeout(importTimer); $("im-start").disabled = false;
+    clearTimeout(fundTimer); $("fc-start").disabled = false;
+    if (bankURL) { URL.revokeObjectURL(bankURL); bankURL = ""; }
+    bankFile = ""; payoutRun = null; $("fp-box").hidden = true; $("fo-detail").hidden = true;
+    for (const id of ["k-pending", "ch-pending", "ap-status", "fo-status", "fp-status", "fx-status", "fc-status"]) { $(id).textContent = ""; delete $(id).dataset.status; }
     $("console").hidden = true; $("login").hidden = false; $("logout").hidden = true; $("u").focus();
   });
   if (token) start(); else $("login").hidden = false;
