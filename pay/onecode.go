@@ -561,9 +561,10 @@ func (s *Service) Resolve(ctx context.Context, id string) (*Order, error) {
 	return s.Get(ctx, id)
 }
 
-// faceCap refuses a face-only payment above the institution's cap: the
-// person was identified by a face terminal alone, and a larger bill needs
-// a second factor (the e-certificate code) or the counter.
+// faceCap refuses a face-only settlement above the institution's cap,
+// whatever pays the out-of-pocket part: the insured person was identified
+// by a face terminal alone, and a larger bill needs a second factor (the
+// e-certificate code) or a visit registered with the ID card.
 func (s *Service) faceCap(ctx context.Context, v *settlement.Visit) error {
 	if s.cfg.FaceCapHospital == 0 || v.Totals == nil {
 		return nil
@@ -581,7 +582,7 @@ func (s *Service) faceCap(ctx context.Context, v *settlement.Visit) error {
 		limit = s.cfg.FaceCapPharmacy
 	}
 	if v.Totals.Amount > limit {
-		return yibao.Errorf(yibao.CodePrecondition, "face_limit_exceeded: %s yuan is above the %s yuan a face alone may pay here; scan the patient's e-certificate code or pay at the counter", v.Totals.Amount, limit)
+		return yibao.Errorf(yibao.CodePrecondition, "face_limit_exceeded: %s yuan is above the %s yuan a face alone may settle here; scan the patient's e-certificate code (the second factor), or register the visit with the ID card at a staffed counter", v.Totals.Amount, limit)
 	}
 	return nil
 }

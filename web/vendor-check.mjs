@@ -10,6 +10,7 @@ const web = new URL(".", import.meta.url).pathname;
 const vendored = [
   // [package, file in the package, vendored copy, licence in the package, vendored licence]
   ["sm-crypto", "dist/sm2.js", "app/vendor/sm2-0.5.8.js", "LICENCE_MIT", "app/vendor/sm-crypto-LICENCE_MIT"],
+  ["sm-crypto", "dist/sm3.js", "app/vendor/sm3-0.5.8.js", "LICENCE_MIT", "app/vendor/sm-crypto-LICENCE_MIT"],
   ["jsqr", "dist/jsQR.js", "cashier/vendor/jsQR-1.4.0.js", "LICENSE", "cashier/vendor/jsQR-LICENCE_APACHE-2.0"],
 ];
 

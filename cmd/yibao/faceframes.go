@@ -10,18 +10,21 @@ import (
 )
 
 // writeBreathing writes 60 frames (two seconds at 30 fps) of img zoomed
-// from 1.0 to 1.35 and back: on a fake camera, a face that comes closer and
-// moves back again, so a liveness challenge of either kind is answered.
+// from 1.1 to 1.6 and back (the edges, where other people of the source
+// photo were, stay cut off): on a fake camera, a face that comes closer
+// and moves back again, so a liveness challenge of either kind is
+// answered. The way back runs half a step apart from the way in, so no
+// two frames are the same.
 func writeBreathing(w io.Writer, img image.Image) error {
 	const n = 60
 	var header []byte
 	for i := range n {
 		t := float64(i) / (n / 2)
-		if t > 1 {
-			t = 2 - t
+		if i >= n/2 {
+			t = 2 - t - 0.5/(n/2)
 		}
 		var buf bytes.Buffer
-		if err := eval.WriteY4M(&buf, zoomCentre(img, 1+0.35*t), 1); err != nil {
+		if err := eval.WriteY4M(&buf, zoomCentre(img, 1.1+0.5*t), 1); err != nil {
 			return err
 		}
 		b := buf.Bytes()

@@ -47,7 +47,7 @@
     lang = lang === "en" ? "zh" : "en";
     localStorage.setItem("yibao.app.lang", lang);
     applyPrefs();
-    if (device) { summary(); bills(); receipts(); family(); hospitals(); agreements(); credit(true); }
+    if (device) { summary(); bills(); receipts(); family(); hospitals(); agreements(); credit(true); drawFace(); }
   });
   $("large").addEventListener("click", () => {
     localStorage.setItem("yibao.app.large", localStorage.getItem("yibao.app.large") === "1" ? "0" : "1");
@@ -601,8 +601,202 @@
     }
   });
 
+  // --- Face payment (刷脸支付) ---
+  // Its own consent (the full text and an unticked box, apart from every
+  // other consent), then one photo — from the camera, or a file on a
+  // device without one — that the server turns into a sealed template and
+  // does not keep; a button withdraws the consent and deletes every
+  // template.
+  let faceData = null, faceStream = null, faceBusy = false;
+  const faceErrors = {
+    no_face: ["照片中没有找到人脸：请正对镜头再拍一张。", "No face was found in the photo: face the camera and try again."],
+    many_faces: ["照片中不止一张人脸：请只拍您本人。", "There is more than one face in the photo: only you, please."],
+    too_small: ["人脸或照片太小：请靠近镜头再拍。", "The face (or the photo) is too small: come closer."],
+    too_dark: ["照片太暗：请到光线充足处再拍。", "The photo is too dark: find more light."],
+    bad_image: ["无法读取这张图片：请换一张 JPEG 或 PNG 照片。", "This image cannot be read: choose a JPEG or PNG photo."],
+    no_face_consent: ["请先阅读并同意刷脸支付授权。", "Give your consent to face payment first."],
+    no_phone: ["您没有登记手机号，刷脸时须核对手机号后四位：请到医保经办窗口补登。", "No phone number is on record, and paying by face needs its last four digits: add one at the insurance office."],
+    minor: ["不满 14 周岁须由监护人授权，本应用暂不支持：请继续使用医保码。", "Children under 14 need a guardian's consent, which this app does not offer yet: keep using the code."],
+  };
+  function faceFail(e) {
+    const k = /^([a-z_]+):/.exec(e.message || "");
+    if (e.code === "unavailable") fail(new Error(t("刷脸支付暂不可用：", "Face payment is not available: ") + e.message));
+    else if (k && faceErrors[k[1]]) fail(new Error(t(faceErrors[k[1]][0], faceErrors[k[1]][1]) + " (" + e.message + ")"));
+    else fail(e);
+  }
+  function faceSay(text, status) {
+    const s = $("face-state");
+    s.textContent = text;
+    if (status) s.dataset.status = status; else delete s.dataset.status;
+  }
+
+  async function face() {
+    try { faceData = await api("face"); } catch (e) {
+      if (e.status === 404) { $("face-card").hidden = true; return; }
+      // Face payment switched off on this server: say why, offer nothing.
+      faceData = { on: false, message: e.message, consent: null };
+    }
+    drawFace();
+  }
+
+  function drawFace() {
+    const r = faceData;
+    if (!r) return;
+    $("face-card").hidden = false;
+    const c = r.consent || { status: "none", templates: 0 };
+    const given = c.status === "given";
+    $("face-card").dataset.status = c.status;
+    $("face-card").dataset.templates = String(c.templates);
+    $("face-off").hidden = !!r.on;
+    $("face-off").textContent = r.on ? "" : t("刷脸支付暂不可用：", "Face payment is not available: ") + (r.message || "");
+    if (given && c.templates > 0) {
+      faceSay(t("已开通：已登记人脸特征 " + c.templates + " 份（加密保存，不含照片）", "Enrolled: " + c.templates + " face template" + (c.templates > 1 ? "s" : "") +
+        " (encrypted; no photo kept)") + (c.given_at ? t("，授权于 ", "; consent given on ") + chinaDay(c.given_at) : ""), "enrolled");
+    } else if (given) {
+      faceSay(t("已授权，尚未登记人脸：请拍照或选择照片。", "Consent given; no face enrolled yet: take or choose a photo."), "consented");
+    } else if (c.status === "withdrawn") {
+      faceSay(t("已撤回授权，人脸数据已全部删除", "Consent withdrawn; all face data deleted") +
+        (c.withdrawn_at ? " · " + chinaDay(c.withdrawn_at) : "") + t("。扫码就医不受影响。", ". Your code keeps working."), "withdrawn");
+    } else {
+      faceSay(r.on ? t("未开通刷脸支付", "Face payment is not turned on") : "", "none");
+    }
+    const text = r.consent_text;
+    $("f-face-consent").hidden = given || !r.on || !text;
+    if (text) {
+      $("face-consent").textContent = lang === "en" ? text.en : text.zh;
+      $("face-consent").dataset.version = text.version;
+    }
+    $("face-enrol").hidden = !given || !r.on;
+    if ($("face-enrol").hidden) faceCamera(false);
+    $("face-withdraw").hidden = !(given || c.templates > 0);
+  }
+
+  $("f-face-consent").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("error").textContent = "";
+    if (!$("face-accept").checked) {
+      fail(new Error(t("请先完整阅读刷脸支付授权书，并勾选“我已阅读并同意”。", "Read the face-payment consent in full and tick “I have read and accept” first.")));
+      $("face-accept").focus();
+      return;
+    }
+    $("face-give").disabled = true;
+    try {
+      faceData.consent = await api("face/consent", { consent_version: $("face-consent").dataset.version, accept: true });
+      $("face-accept").checked = false;
+      drawFace();
+      $("face-camera").focus();
+    } catch (e) { faceFail(e); } finally { $("face-give").disabled = false; }
+  });
+
+  // faceCamera opens (on) or closes the front camera for the photo.
+  async function faceCamera(on) {
+    if (!on) {
+      if (faceStream) for (const tr of faceStream.getTracks()) tr.stop();
+      faceStream = null;
+      $("face-video").srcObject = null;
+      $("face-cam").hidden = true;
+      $("face-camera").setAttribute("aria-expanded", "false");
+      return;
+    }
+    $("error").textContent = "";
+    if (faceStream) return;
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      fail(new Error(t("此设备无法使用摄像头：请选择一张照片。", "No camera is available here: choose a photo instead.")));
+      $("face-file").focus();
+      return;
+    }
+    try {
+      const s = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user", width: { ideal: 1280 } }, audio: false });
+      if (faceStream) { for (const tr of s.getTracks()) tr.stop(); return; }
+      faceStream = s;
+    } catch (e) {
+      fail(new Error(e && (e.name === "NotAllowedError" || e.name === "SecurityError")
+        ? t("摄像头权限被拒绝：请在浏览器中允许，或选择一张照片。", "Camera permission was denied: allow it in the browser, or choose a photo.")
+        : t("摄像头无法打开：请选择一张照片。", "The camera could not be started: choose a photo instead.") + " (" + ((e && (e.name || e.message)) || e) + ")"));
+      $("face-file").focus();
+      return;
+    }
+    $("face-video").srcObject = faceStream;
+    $("face-cam").hidden = false;
+    $("face-camera").setAttribute("aria-expanded", "true");
+    try { await $("face-video").play(); } catch (e) { /* muted; frames still arrive */ }
+    $("face-snap").focus();
+  }
+  $("face-camera").addEventListener("click", () => faceCamera(true));
+  $("face-cam-close").addEventListener("click", () => { faceCamera(false); $("face-camera").focus(); });
+  window.addEventListener("pagehide", () => faceCamera(false));
+
+  $("face-snap").addEventListener("click", async () => {
+    const v = $("face-video");
+    if (!v.videoWidth) { fail(new Error(t("摄像头画面尚未就绪，请稍候再拍。", "The camera is not ready yet; try again in a moment."))); return; }
+    const canvas = document.createElement("canvas");
+    scaleInto(canvas, v, v.videoWidth, v.videoHeight);
+    faceCamera(false);
+    await enrolFace(canvas, $("face-camera"));
+  });
+
+  // A chosen file is decoded here and drawn again (at most 1600 px): the
+  // upload is a plain JPEG, upright, with no location or other metadata.
+  $("face-file").addEventListener("change", async () => {
+    const f = $("face-file").files[0];
+    if (!f) return;
+    $("error").textContent = "";
+    let bmp;
+    try { bmp = await createImageBitmap(f); } catch (e) {
+      fail(new Error(t(faceErrors.bad_image[0], faceErrors.bad_image[1])));
+      $("face-file").value = "";
+      return;
+    }
+    const canvas = document.createElement("canvas");
+    scaleInto(canvas, bmp, bmp.width, bmp.height);
+    bmp.close();
+    await enrolFace(canvas, $("face-file"));
+    $("face-file").value = "";
+  });
+
+  function scaleInto(canvas, src, w, h) {
+    const k = Math.min(1, 1600 / Math.max(w, h));
+    canvas.width = Math.round(w * k); canvas.height = Math.round(h * k);
+    canvas.getContext("2d").drawImage(src, 0, 0, canvas.width, canvas.height);
+  }
+
+  async function enrolFace(canvas, back) {
+    if (faceBusy) return;
+    faceBusy = true;
+    $("error").textContent = "";
+    faceSay(t("正在登记…", "Enrolling…"), "enrolling");
+    try {
+      const blob = await new Promise((res, rej) => canvas.toBlob((b) => (b ? res(b) : rej(new Error("toBlob"))), "image/jpeg", 0.92));
+      faceData.consent = await api("face/enrol", { image: await blobBase64(blob) });
+      drawFace();
+      $("face-state").focus();
+    } catch (e) {
+      drawFace();
+      faceFail(e);
+      if (back) back.focus();
+    } finally { faceBusy = false; canvas.width = 0; }
+  }
+
+  async function blobBase64(blob) {
+    const b = new Uint8Array(await blob.arrayBuffer());
+    let s = "";
+    for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode.apply(null, b.subarray(i, i + 0x8000));
+    return btoa(s);
+  }
+
+  $("face-withdraw").addEventListener("click", async () => {
+    $("error").textContent = "";
+    if (!confirm(t("撤回刷脸支付授权并删除您的全部人脸数据？撤回后不能刷脸支付，扫码就医不受影响。",
+      "Withdraw your face-payment consent and delete all your face data? You will no longer pay by face; your code keeps working."))) return;
+    try {
+      faceData.consent = await api("face", undefined, "DELETE");
+      drawFace();
+      $("face-state").focus();
+    } catch (e) { faceFail(e); }
+  });
+
   $("refresh").addEventListener("click", showCode);
-  $("forget").addEventListener("click", () => { localStorage.removeItem(KEY); device = null; render(); });
+  $("forget").addEventListener("click", () => { localStorage.removeItem(KEY); device = null; faceCamera(false); render(); });
 
   function render() {
     $("activate").hidden = !!device;
@@ -617,6 +811,7 @@
       hospitals();
       agreements();
       credit(true);
+      face();
       clearInterval(window.ybBills);
       window.ybBills = setInterval(() => { bills(); credit(false); }, 5000);
     }

@@ -7,7 +7,9 @@
 // deposit; the out-of-pocket part can go on the credit line (a line with
 // too little left falls back to the counter). Keyboard only works. The
 // camera can stand in for the scanner gun: jsQR (vendor/, Apache-2.0)
-// reads the code from the video.
+// reads the code from the video. Face payment (刷脸): this page is a
+// registered face terminal with its own SM2 key; a match opens the visit
+// just as a scanned code does, and scanning the code is always offered.
 (function () {
   "use strict";
   const $ = (id) => document.getElementById(id);
@@ -64,7 +66,15 @@
       ecToken = r.ec_token;
       $("p-name").textContent = r.person.name_masked + " · " + r.person.id_masked + (r.shown_by_proxy ? " · 代为出示 shown by a guardian" : "");
       $("p-cov").textContent = r.coverages.map((c) => c.insutype + " " + c.admdvs).join(", ") || "无有效参保 no coverage today";
+      $("p-face").hidden = true; $("p-face").textContent = "";
+      $("patient").dataset.via = "code";
       $("patient").hidden = false;
+      // A bill refused as too large for a face alone moves to a visit
+      // under this code when it is the same person.
+      const carry = faceCarry;
+      faceCarry = null;
+      $("face-limit").hidden = true;
+      if (carry && carry.psn === r.person.psn_no && !r.shown_by_proxy) { await carryOver(carry); return; }
       $("vtype").focus();
     } catch (e) { fail(e); back.focus(); }
   }
@@ -76,6 +86,7 @@
     $("scan").value = "";
     if (!code) return;
     stopCamera();
+    stopFace();
     resolveCode(code, $("scan"));
   });
 
@@ -113,6 +124,7 @@
   async function openCamera() {
     ok();
     if (stream) return;
+    stopFace();
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       fail(new Error("此浏览器或页面无法使用摄像头（需 HTTPS 或本机地址）：请改用扫码枪 · No camera is available to this page (it needs HTTPS or localhost): use the scanner gun."));
       return;
@@ -166,19 +178,27 @@
   });
   window.addEventListener("pagehide", () => stopCamera());
 
+  // openVisit opens a visit for the patient on the panel (the ecToken of
+  // the scanned code or of the matched face); a new visit starts with an
+  // empty bill.
+  async function openVisit(type) {
+    visit = await api("POST", "/api/v1/visits", { ec_token: ecToken, fixmedins_code: me.fixmedins_code, visit_type: type });
+    order = null; lines.length = 0;
+    $("lines").tBodies[0].innerHTML = ""; clearHits(); $("q").value = "";
+    $("settle").disabled = true; $("split").hidden = true; $("legs").hidden = true;
+    $("declined").hidden = true; $("after").hidden = true;
+    $("result").textContent = ""; delete $("result").dataset.status;
+    $("mdtrt").textContent = visit.mdtrt_id;
+    $("visit").hidden = false;
+    $("visit").dataset.via = $("patient").dataset.via || "";
+    delete $("visit").dataset.carried;
+    $("credit-refused").hidden = true;
+    $("face-limit").hidden = true;
+  }
   $("open").addEventListener("click", async () => {
     ok();
     try {
-      visit = await api("POST", "/api/v1/visits", { ec_token: ecToken, fixmedins_code: me.fixmedins_code, visit_type: $("vtype").value });
-      // A new visit starts with an empty bill.
-      order = null; lines.length = 0;
-      $("lines").tBodies[0].innerHTML = ""; clearHits(); $("q").value = "";
-      $("settle").disabled = true; $("split").hidden = true; $("legs").hidden = true;
-      $("declined").hidden = true; $("after").hidden = true;
-      $("result").textContent = ""; delete $("result").dataset.status;
-      $("mdtrt").textContent = visit.mdtrt_id;
-      $("visit").hidden = false;
-      $("credit-refused").hidden = true;
+      await openVisit($("vtype").value);
       inpatientState();
       if (isInpatient()) {
         // Admission: a patient with credit payment needs no deposit.
@@ -384,21 +404,26 @@
       visit = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/fee-lines",
         { lines: [{ feedetl_sn: sn, catalog_code: it.code, unit_price: Number(price).toFixed(2), quantity: qty }] });
       lines.push(sn);
-      const tb = $("lines").tBodies[0];
-      tb.innerHTML = "";
-      for (const l of visit.fee_lines) {
-        const tr = tb.insertRow();
-        tr.dataset.sn = l.feedetl_sn;
-        [l.name, { A: "甲", B: "乙", C: "丙" }[l.class], yuan(l.unit_price), l.quantity, yuan(l.amount)].forEach((v, i) => {
-          const td = tr.insertCell(); td.textContent = v; if (i >= 2) td.className = "num";
-        });
-      }
+      drawLines();
       clearHits(); $("q").value = "";
       staleSplit();
       if (isInpatient() && $("guarantee").dataset.status === "open") loadGuarantee(true);
       // The next item, or Tab on to the account and pre-settlement.
       $("q").focus();
     } catch (e) { fail(e); } finally { adding = false; }
+  }
+
+  function drawLines() {
+    const tb = $("lines").tBodies[0];
+    tb.innerHTML = "";
+    for (const l of visit.fee_lines || []) {
+      if (l.status && l.status !== "active") continue;
+      const tr = tb.insertRow();
+      tr.dataset.sn = l.feedetl_sn;
+      [l.name, { A: "甲", B: "乙", C: "丙" }[l.class], yuan(l.unit_price), l.quantity, yuan(l.amount)].forEach((v, i) => {
+        const td = tr.insertCell(); td.textContent = v; if (i >= 2) td.className = "num";
+      });
+    }
   }
 
   // staleSplit: a change of the lines or of the account flag after a
@@ -516,6 +541,17 @@
       if (!$("guarantee").hidden) loadGuarantee(true);
       await follow(o);
     } catch (e) {
+      // Above what a face alone may pay: nothing was settled. Scanning the
+      // patient's code (the second factor) carries the bill over.
+      if (/face_limit_exceeded/.test(e.message)) {
+        faceCarry = { psn: visit.psn_no, visit };
+        $("face-limit-why").textContent = "超出仅凭刷脸可付的限额，未结算。请扫描患者的医保电子凭证码，账单将转入扫码就诊继续结算；或请患者到人工窗口办理 · " +
+          "Above what a face alone may pay; nothing was settled. Scan the patient's e-certificate code and the bill moves to a visit under the code, " +
+          "or send the patient to the staffed counter. (" + e.message + ")";
+        $("face-limit").hidden = false;
+        $("face-limit-scan").focus();
+        return;
+      }
       // Credit refused (the line has not enough left, or no usable
       // agreement): nothing was settled; the counter can collect instead.
       if (channel === "credit" && (e.code === "credit_limit_exceeded" || e.code === "failed_precondition" && /credit/.test(e.message))) {
@@ -548,6 +584,299 @@
       showOrder(await api("GET", "/api/v1/payments/" + order.pay_ord_id));
     } catch (e) { fail(e); }
   });
+
+
+  // --- Face payment (刷脸). This page is a registered face terminal: its
+  // SM2 key is made once and kept in this browser (one per institution),
+  // the public half registered with the platform. The cashier types the
+  // patient's ID number (1:1) or the last four digits of their phone (1:N);
+  // the platform answers with a liveness challenge (come closer, or move
+  // back); while the prompt shows, the page takes five frames over about
+  // two seconds, signs them (the SM3 of each frame inside an SM2
+  // signature over the request) and sends them. A match gives an ecToken
+  // that opens the visit just as a scanned code does.
+  const FACE_FRAMES = 5, FACE_GAP_MS = 550, FACE_READ_MS = 600;
+  let faceStream = null, faceBusy = false, faceTerm = null, faceCarry = null, faceStatus = null;
+  const faceCanvas = document.createElement("canvas");
+  // faceSent: the SM3 of every frame this page has sent. The platform
+  // refuses a frame it has seen before (replayed_frame), so a frame equal
+  // to one sent already — a camera that did not move on — is taken again.
+  const faceSent = new Set();
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  function randomText(n) {
+    const b = new Uint8Array(n);
+    crypto.getRandomValues(b);
+    return Array.from(b, (x) => URLSAFE[x & 63]).join("");
+  }
+  function base64(bytes) {
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    return btoa(s);
+  }
+  const hexBytes = (hex) => Uint8Array.from(hex.match(/../g), (h) => parseInt(h, 16));
+
+  // ensureTerminal registers this page's terminal key (again: the same id
+  // and key are accepted); an id taken by another key gets a new id.
+  async function ensureTerminal() {
+    if (faceTerm) return faceTerm;
+    const store = "yibao.cashier.faceTerminal." + me.fixmedins_code;
+    let t = JSON.parse(localStorage.getItem(store) || "null");
+    for (let attempt = 0; ; attempt++) {
+      if (!t) {
+        const k = window.sm2.generateKeyPairHex();
+        t = { id: "T-" + me.fixmedins_code + "-" + randomText(8).replace(/[-_]/g, "0"), privateKey: k.privateKey, publicKey: k.publicKey };
+        localStorage.setItem(store, JSON.stringify(t));
+      }
+      try {
+        await api("POST", "/api/v1/face/terminals", { terminal_id: t.id, name: "收费窗口 cashier page · " + (me.subject || ""), public_key: t.publicKey });
+        faceTerm = t;
+        return t;
+      } catch (e) {
+        if (e.code !== "conflict" || attempt > 0) throw e;
+        t = null;
+      }
+    }
+  }
+
+  function facePrompt(text, kind) {
+    $("face-prompt").textContent = text;
+    if (kind) $("face-prompt").dataset.kind = kind; else delete $("face-prompt").dataset.kind;
+  }
+
+  async function openFace() {
+    ok();
+    if (faceStream) { $("face-id").focus(); return; }
+    if (!window.sm2 || !window.sm3) { fail(new Error("签名组件未加载 The signing library (/app/vendor/sm-crypto) did not load.")); return; }
+    if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      fail(new Error("此浏览器或页面无法使用摄像头（需 HTTPS 或本机地址）：请扫码 · No camera is available to this page (it needs HTTPS or localhost): scan the code."));
+      return;
+    }
+    // Face payment may be off on this platform (no models): say why.
+    try { faceStatus = faceStatus || await api("GET", "/api/v1/face/status"); } catch (e) { faceStatus = { on: false, message: e.message }; }
+    if (!faceStatus.on) {
+      fail(new Error("刷脸支付暂不可用，请扫码 · Face payment is not available here; scan the code. (" + faceStatus.message + ")"));
+      faceStatus = null;
+      $("face").focus();
+      return;
+    }
+    showConsent();
+    stopCamera();
+    try {
+      const s = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "user" }, audio: false });
+      if (faceStream) { for (const t of s.getTracks()) t.stop(); return; }
+      faceStream = s;
+    } catch (e) { fail(new Error(cameraError(e))); $("face").focus(); return; }
+    const video = $("face-video");
+    video.srcObject = faceStream;
+    $("face-panel").hidden = false;
+    $("face").setAttribute("aria-expanded", "true");
+    $("face-refused").hidden = true; $("face-refused").textContent = ""; delete $("face-refused").dataset.reason;
+    facePrompt("请输入身份证号或手机号后四位，再请患者看摄像头 · Type the ID number or the last four phone digits, then the patient looks at the camera");
+    $("face-id").focus();
+    try { await video.play(); } catch (e) { /* muted; frames still arrive */ }
+    // Register early, so the first check does not wait for it.
+    ensureTerminal().catch((e) => faceRefuse(e));
+  }
+
+  function stopFace() {
+    if (faceStream) { for (const t of faceStream.getTracks()) t.stop(); faceStream = null; }
+    $("face-video").srcObject = null;
+    $("face-panel").hidden = true;
+    $("face").setAttribute("aria-expanded", "false");
+  }
+
+  async function grabFrame() {
+    const v = $("face-video");
+    for (let i = 0; i < 40 && !(v.videoWidth && v.readyState >= 2); i++) await sleep(50);
+    if (!v.videoWidth) throw new Error("摄像头没有画面 The camera shows nothing.");
+    const k = Math.min(1, 960 / Math.max(v.videoWidth, v.videoHeight));
+    faceCanvas.width = Math.round(v.videoWidth * k); faceCanvas.height = Math.round(v.videoHeight * k);
+    faceCanvas.getContext("2d").drawImage(v, 0, 0, faceCanvas.width, faceCanvas.height);
+    const blob = await new Promise((res) => faceCanvas.toBlob(res, "image/jpeg", 0.9));
+    return new Uint8Array(await blob.arrayBuffer());
+  }
+
+  // The platform's refusals, in words for the counter; the reason stays on
+  // data-reason.
+  const faceWhy = [
+    ["face_not_matched", "未通过：人脸与所填身份不符，未确认身份。请扫描医保码，或请患者凭身份证到人工窗口 · Not verified: the face does not match; nobody was identified. Scan the e-certificate code, or send the patient to the staffed counter with the ID card."],
+    ["liveness_failed", "活体检测未通过：请患者按提示慢慢移动后重试 · The liveness check failed: ask the patient to move slowly as the prompt says, and try again."],
+    ["bad_challenge", "本次核验已过期：请重试 · The check expired: try again."],
+    ["unknown_terminal", "本窗口不是已登记的刷脸终端：请重试（将重新登记） · This counter is not a registered face terminal: try again (it registers again)."],
+    ["terminal_revoked", "本窗口的刷脸终端已停用：请扫码 · This counter's face terminal was revoked: scan the code."],
+    ["stale_request", "本机时钟不准：请校准时间后重试 · This computer's clock is off: set it right and try again."],
+    ["replayed", "请求或画面重复：请重试 · A repeated request or frame: try again."],
+    ["bad_signature", "终端签名未通过核验：请重试 · The terminal's signature did not verify: try again."],
+    ["no_face", "画面中没有人脸：请患者正对摄像头 · No face in the picture: the patient faces the camera."],
+    ["many_faces", "画面中不止一人：请只留患者本人 · More than one person in the picture: only the patient."],
+    ["too_small", "人脸太小：请患者靠近摄像头 · The face is too small: the patient comes closer."],
+    ["too_dark", "画面太暗：请补光 · Too dark: more light."],
+  ];
+  function faceRefuse(e, text) {
+    const msg = e ? (e.detail || e.message || String(e)) : "";
+    let reason = "", words = text || "";
+    if (e) {
+      const hit = faceWhy.find(([k]) => msg.includes(k) || (e.code === "replayed_request" && k === "replayed"));
+      if (hit) { reason = hit[0]; words = hit[1]; }
+      else if (e.code === "unavailable") { reason = "unavailable"; words = "刷脸支付暂不可用：请扫码 · Face payment is not available: scan the code."; }
+      else { reason = e.code || "error"; words = "刷脸未完成 · Face payment did not go through."; }
+      if (reason === "unknown_terminal") faceTerm = null;
+      words += " (" + (e.message || msg) + ")";
+    }
+    facePrompt("");
+    $("face-refused").textContent = words;
+    $("face-refused").dataset.reason = reason || "input";
+    $("face-refused").hidden = false;
+  }
+
+  $("f-face").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    ok();
+    if (faceBusy) return;
+    const id = $("face-id").value.trim().toUpperCase(), last4 = $("face-last4").value.trim();
+    const refuse = (text, el) => { faceRefuse(null, text); el.focus(); };
+    if (id && last4) return refuse("只填一项：身份证号（1:1）或手机号后四位（1:N） · Fill in only one: the ID number (1:1) or the phone's last four digits (1:N).", $("face-last4"));
+    if (!id && !last4) return refuse("刷脸须填写身份证号或手机号后四位 · Paying by face needs the ID number or the phone's last four digits.", $("face-id"));
+    if (id && !/^[0-9]{17}[0-9X]$/.test(id)) return refuse("身份证号应为 18 位 · The ID number has 18 characters.", $("face-id"));
+    if (last4 && !/^[0-9]{4}$/.test(last4)) return refuse("手机号后四位应为 4 位数字 · The last four phone digits are 4 digits.", $("face-last4"));
+    if (!faceStream) return openFace();
+    faceBusy = true;
+    $("face-go").disabled = true;
+    $("face-refused").hidden = true;
+    let next = null; // where the focus goes after a refusal
+    try {
+      const term = await ensureTerminal();
+      const ch = await api("POST", "/api/v1/face/challenges", { terminal_id: term.id });
+      facePrompt(ch.prompt, ch.kind);
+      await sleep(FACE_READ_MS); // time to read the prompt and start moving
+      const frames = [], hashes = [];
+      for (let i = 0; i < FACE_FRAMES; i++) {
+        if (i) await sleep(FACE_GAP_MS);
+        for (let tries = 0; ; tries++) {
+          if (!faceStream) throw new Error("刷脸已关闭 Face payment was closed.");
+          const f = await grabFrame(), h = window.sm3(f);
+          if (!faceSent.has(h) && !hashes.includes(h)) { frames.push(f); hashes.push(h); break; }
+          if (tries === 12) throw new Error("摄像头画面没有变化，可能卡住了：请检查摄像头，或改为扫码 · The camera picture does not change (it may be stuck): check the camera, or scan the code.");
+          await sleep(40);
+        }
+        facePrompt(ch.prompt + " · " + (i + 1) + "/" + FACE_FRAMES, ch.kind);
+      }
+      facePrompt("核验中… Checking…");
+      for (const h of hashes) faceSent.add(h);
+      const nonce = randomText(24), ts = Math.floor(Date.now() / 1000);
+      const signed = ["YBFACE1", term.id, ch.challenge_id, nonce, String(ts), id, last4, hashes.join(",")].join("\n");
+      const der = window.sm2.doSignature(signed, term.privateKey, { hash: true, der: true, publicKey: term.publicKey });
+      const body = { terminal_id: term.id, challenge_id: ch.challenge_id, nonce, timestamp: ts, frames: frames.map(base64), signature: base64(hexBytes(der)) };
+      if (id) body.id_number = id; else body.phone_last4 = last4;
+      faceMatched(await api("POST", "/api/v1/face/verify", body));
+    } catch (e) {
+      faceRefuse(e);
+      next = /face_not_matched/.test(e.message) ? $("face-to-scan") : $("face-go");
+    } finally {
+      faceBusy = false;
+      $("face-go").disabled = false;
+      if (next && faceStream) next.focus();
+    }
+  });
+
+  // faceMatched: the platform identified the patient; the panel shows
+  // them as after a scan, with the limit a face alone may pay.
+  function faceMatched(r) {
+    stopFace();
+    $("face-id").value = ""; $("face-last4").value = "";
+    ecToken = r.ec_token;
+    faceCarry = null;
+    $("face-limit").hidden = true;
+    $("p-name").textContent = r.name_masked + " · 刷脸核验通过 verified by face (" + (r.mode === "one_to_n" ? "1:N" : "1:1") + ")";
+    $("p-cov").textContent = "参保信息在开始就诊时核对 · Coverage is checked when the visit opens";
+    $("p-face").textContent = "仅凭刷脸每笔最多支付 ¥" + r.face_only_cap + "，超出请扫描医保码 · By face alone a bill may be up to ¥" + r.face_only_cap +
+      "; above it scan the e-certificate code";
+    $("p-face").hidden = false;
+    $("patient").dataset.via = "face";
+    $("patient").hidden = false;
+    $("vtype").focus();
+  }
+
+  // carryOver moves a bill refused as too large for a face alone to a new
+  // visit under the scanned code: the same type and fee lines; the face
+  // visit's lines are cancelled and the visit with them.
+  async function carryOver(c) {
+    const old = c.visit;
+    const keep = (old.fee_lines || []).filter((l) => !l.status || l.status === "active");
+    try {
+      await openVisit(old.visit_type);
+      $("vtype").value = old.visit_type;
+      if (keep.length) {
+        visit = await api("POST", "/api/v1/visits/" + visit.mdtrt_id + "/fee-lines", { lines: keep.map((l) => ({ feedetl_sn: l.feedetl_sn,
+          catalog_code: l.catalog_code, unit_price: l.unit_price, quantity: l.quantity, fee_date: l.fee_date })) });
+        for (const l of keep) lines.push(l.feedetl_sn);
+      }
+      drawLines();
+      inpatientState();
+      guaranteeReset(!isInpatient());
+      $("visit").dataset.carried = old.mdtrt_id;
+      $("result").textContent = "账单已从刷脸就诊 " + old.mdtrt_id + " 转入，请预结算 · The bill moved over from the face visit " + old.mdtrt_id + ": pre-settle";
+      try {
+        if (keep.length) await api("POST", "/api/v1/visits/" + old.mdtrt_id + "/fee-lines/cancel", { feedetl_sns: keep.map((l) => l.feedetl_sn) });
+        await api("POST", "/api/v1/visits/" + old.mdtrt_id + "/cancel", {});
+      } catch (e) { fail(new Error("刷脸就诊未能取消，请手工处理 · The face visit " + old.mdtrt_id + " could not be cancelled: " + e.message)); }
+      (isInpatient() ? $("discharge") : $("presettle")).focus();
+    } catch (e) { fail(e); $("scan").focus(); }
+  }
+
+  // --- Enrolment at the counter: the patient, with the ID card, reads the
+  // consent and agrees; the face camera takes the photo. ---
+  function showConsent() {
+    const c = faceStatus && faceStatus.consent_text;
+    $("en-consent").textContent = c ? c.zh + "\n\n" + c.en
+      : "请向患者出示并由其完整阅读刷脸支付授权书（版本 " + faceStatus.consent_version + "），与其他授权分开 · Show the patient the face-payment consent (version " +
+        faceStatus.consent_version + ") to read in full, apart from any other consent.";
+  }
+  function enrolSay(text, status) {
+    $("en-status").textContent = text;
+    if (status) $("en-status").dataset.status = status; else delete $("en-status").dataset.status;
+  }
+  $("f-enrol").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    ok();
+    if (faceBusy) return;
+    const id = $("en-id").value.trim().toUpperCase(), name = $("en-name").value.trim();
+    if (!/^[0-9]{17}[0-9X]$/.test(id)) { enrolSay("身份证号应为 18 位 · The ID number has 18 characters.", "refused"); $("en-id").focus(); return; }
+    if (!name) { enrolSay("请填写姓名 · Type the name on the ID card.", "refused"); $("en-name").focus(); return; }
+    if (!$("en-accept").checked) {
+      enrolSay("患者须阅读并同意刷脸支付授权，再勾选 · The patient must read and accept the consent; then tick the box.", "refused");
+      $("en-accept").focus();
+      return;
+    }
+    if (!faceStream) { enrolSay("摄像头未打开 · The camera is not on.", "refused"); return; }
+    faceBusy = true;
+    $("en-go").disabled = true;
+    enrolSay("登记中… Enrolling…");
+    try {
+      const c = await api("POST", "/api/v1/face/enrolments", { id_number: id, name, accept: true, image: base64(await grabFrame()) });
+      enrolSay("已登记：该患者有人脸特征 " + c.templates + " 份（加密保存，不含照片） · Enrolled: the patient has " + c.templates +
+        " face template(s), encrypted; no photo kept.", "enrolled");
+      $("en-id").value = ""; $("en-name").value = ""; $("en-accept").checked = false;
+    } catch (e) {
+      const hit = faceWhy.find(([k]) => (e.detail || e.message).includes(k));
+      enrolSay((hit ? hit[1] : e.status === 404 ? "身份证号与姓名不符 · No insured person with that ID number and name." : "未能登记 · Not enrolled.") +
+        " (" + e.message + ")", "refused");
+      $("en-id").focus();
+    } finally {
+      faceBusy = false;
+      $("en-go").disabled = false;
+    }
+  });
+
+  $("face").addEventListener("click", openFace);
+  $("face-close").addEventListener("click", () => { stopFace(); $("face").focus(); });
+  $("face-to-scan").addEventListener("click", () => { stopFace(); $("scan").focus(); });
+  $("face-limit-scan").addEventListener("click", () => { $("scan").focus(); });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && faceStream && !faceBusy) { ev.preventDefault(); stopFace(); $("face").focus(); }
+  });
+  window.addEventListener("pagehide", () => stopFace());
 
   if (token) start(); else $("login").hidden = false;
 })();
