@@ -111,6 +111,7 @@ type Statement struct {
 	AgreementNo   string         `json:"agreement_no"`
 	SetlID        string         `json:"setl_id"`
 	FixmedinsCode string         `json:"fixmedins_code"`
+	FixmedinsName string         `json:"fixmedins_name"`
 	Amount        money.Fen      `json:"amount"`
 	Repaid        money.Fen      `json:"repaid"`
 	DueDate       string         `json:"due_date"`
@@ -122,8 +123,9 @@ type Statement struct {
 
 // Statements lists a person's statements, newest first.
 func (s *Service) Statements(ctx context.Context, psnNo string) ([]Statement, error) {
-	rows, err := s.db.Query(ctx, `SELECT statement_no, agreement_no, setl_id, fixmedins_code, amount, repaid, due_date, status, items, issued_at, paid_at
-		FROM credit_statements WHERE psn_no = ? ORDER BY issued_at DESC LIMIT 100`, psnNo)
+	rows, err := s.db.Query(ctx, `SELECT s.statement_no, s.agreement_no, s.setl_id, s.fixmedins_code, COALESCE(i.name, ''), s.amount, s.repaid, s.due_date,
+		s.status, s.items, s.issued_at, s.paid_at FROM credit_statements s LEFT JOIN institutions i ON i.fixmedins_code = s.fixmedins_code
+		WHERE s.psn_no = ? ORDER BY s.issued_at DESC LIMIT 100`, psnNo)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +135,7 @@ func (s *Service) Statements(ctx context.Context, psnNo string) ([]Statement, er
 		var st Statement
 		var items string
 		var i, p int64
-		if err := rows.Scan(&st.StatementNo, &st.AgreementNo, &st.SetlID, &st.FixmedinsCode, &st.Amount, &st.Repaid, &st.DueDate, &st.Status, &items, &i, &p); err != nil {
+		if err := rows.Scan(&st.StatementNo, &st.AgreementNo, &st.SetlID, &st.FixmedinsCode, &st.FixmedinsName, &st.Amount, &st.Repaid, &st.DueDate, &st.Status, &items, &i, &p); err != nil {
 			return nil, err
 		}
 		json.Unmarshal([]byte(items), &st.Items)

@@ -85,6 +85,9 @@ func TestInpatientOnCredit(t *testing.T) {
 	}
 	st := sts[0]
 	wantDue := yibao.DateOf(time.Now().In(yibao.ChinaTime).AddDate(0, 0, 10))
+	if st.FixmedinsName == "" {
+		t.Fatalf("statement without the hospital's name: %+v", st)
+	}
 	if st.Amount != o.SelfPay || st.DueDate != wantDue || st.Status != "open" || len(st.Items.Lines) != 3 || st.Items.PsnCashPay != o.SelfPay {
 		t.Fatalf("statement: %s due %s (want %s), %s, %d lines", st.Amount, st.DueDate, wantDue, st.Status, len(st.Items.Lines))
 	}

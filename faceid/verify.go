@@ -164,6 +164,7 @@ type Verification struct {
 	Mode          string    `json:"mode"` // one_to_one | one_to_n
 	PsnNo         string    `json:"psn_no"`
 	NameMasked    string    `json:"name_masked"`
+	IDMasked      string    `json:"id_masked"`
 	EcToken       string    `json:"ec_token"`
 	ExpiresAt     time.Time `json:"expires_at"`
 	MdtrtCertType string    `json:"mdtrt_cert_type"`
@@ -364,14 +365,14 @@ func (s *Service) Verify(ctx context.Context, r VerifyRequest) (*Verification, e
 		return nil, err
 	}
 	s.attempt(ctx, t, mode, psn, "matched", score, margin, live)
-	var nameMasked, instKind string
-	s.db.QueryRow(ctx, `SELECT name_masked FROM persons WHERE psn_no = ?`, psn).Scan(&nameMasked)
+	var nameMasked, idMasked, instKind string
+	s.db.QueryRow(ctx, `SELECT name_masked, id_masked FROM persons WHERE psn_no = ?`, psn).Scan(&nameMasked, &idMasked)
 	s.db.QueryRow(ctx, `SELECT kind FROM institutions WHERE fixmedins_code = ?`, t.FixmedinsCode).Scan(&instKind)
 	cap := s.cfg.CapHospital
 	if instKind == "pharmacy" {
 		cap = s.cfg.CapPharmacy
 	}
-	return &Verification{Mode: mode, PsnNo: psn, NameMasked: nameMasked, EcToken: tok, ExpiresAt: exp.UTC(), MdtrtCertType: "01", Score: score,
+	return &Verification{Mode: mode, PsnNo: psn, NameMasked: nameMasked, IDMasked: idMasked, EcToken: tok, ExpiresAt: exp.UTC(), MdtrtCertType: "01", Score: score,
 		Margin: margin, Liveness: live, Cap: cap}, nil
 }
 

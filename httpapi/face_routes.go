@@ -47,7 +47,7 @@ func (s *Server) faceStatus(c *call) error {
 	on, msg := s.face.Status()
 	cfg := s.face.Config()
 	return c.json(http.StatusOK, map[string]any{"on": on, "message": msg, "match_1to1": cfg.Match1to1, "match_1ton": cfg.Match1toN, "margin": cfg.Margin,
-		"cap_pharmacy": cfg.CapPharmacy, "cap_hospital": cfg.CapHospital, "consent_version": faceid.ConsentVersion})
+		"cap_pharmacy": cfg.CapPharmacy, "cap_hospital": cfg.CapHospital, "consent_version": faceid.ConsentVersion, "consent_text": faceid.ConsentText})
 }
 
 func (s *Server) faceRegisterTerminal(c *call) error {
