@@ -295,3 +295,30 @@ func TestBankRefusesDraw(t *testing.T) {
 		t.Fatalf("after the refusal: owed %s, held %s", got.Outstanding, got.Held)
 	}
 }
+
+// TestMobileBillOnCredit: a bill pushed to the phone is confirmed with
+// credit as the payer: held, drawn and posted like a one-code payment,
+// with its statement.
+func TestMobileBillOnCredit(t *testing.T) {
+	e := newEnv(t)
+	psn, ag := e.fresh()
+	md := e.visit(psn, "general_outpatient", money.Yuan(420))
+	o, err := e.a.Pay.CreateMobile(e.cashier, pay.MobileRequest{MdtrtID: md, MedOrgOrd: "HIS-CREDIT-1", MedfeeSumamt: money.Yuan(420)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err = e.a.Pay.Confirm(context.Background(), psn, o.PayOrdID, pay.ConfirmRequest{Channel: pay.ChannelCredit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Status != pay.StatusPaid || o.Channel != pay.ChannelCredit || o.SelfPay != money.Yuan(420) {
+		t.Fatalf("mobile bill on credit: %s via %s, self %s (%s)", o.Status, o.Channel, o.SelfPay, o.Reason)
+	}
+	got := e.checkLine(psn, ag.AgreementNo)
+	if got.Outstanding != money.Yuan(420) {
+		t.Fatalf("owed %s", got.Outstanding)
+	}
+	if sts, _ := e.a.Credit.Statements(context.Background(), psn); len(sts) != 1 || sts[0].Amount != money.Yuan(420) {
+		t.Fatalf("statements: %+v", sts)
+	}
+}

@@ -67,6 +67,66 @@ func (s *Service) payOnCredit(ctx context.Context, v *settlement.Visit, req sett
 	return s.Get(ctx, o.PayOrdID)
 }
 
+// confirmOnCredit settles a mobile bill the patient confirmed with credit
+// as the payer: the settlement holds the out-of-pocket part on the line in
+// its own unit, then the draw goes to the bank as for a one-code payment.
+func (s *Service) confirmOnCredit(ctx context.Context, psnNo string, o *Order) (*Order, error) {
+	if s.credit == nil {
+		return nil, yibao.Errorf(yibao.CodeUnavailable, "credit payment is not connected")
+	}
+	v, err := s.settle.GetVisit(sys(ctx), o.MdtrtID)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := s.credit.ForPayment(ctx, v)
+	if err != nil {
+		return nil, err
+	}
+	id := o.PayOrdID
+	req := settlement.SettleRequest{PayMode: settlement.PayLater, UseAccount: &o.acctUsed, Hold: cp.Hold, Release: cp.Release}
+	if o.Preview != nil {
+		req.Kind = o.Preview.Kind
+	}
+	req.Also = func(ctx context.Context, tx *sqlstore.Tx, st *settlement.Settlement) error {
+		cur, err := s.load(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		self := LegNone
+		extra := "setl_id = ?, medfee_sumamt = ?, fund_pay = ?, acct_pay = ?, self_pay = ?, channel = ?, agreement_no = ?"
+		args := []any{st.SetlID, int64(st.MedfeeSumamt), int64(st.FundPaySumamt), int64(st.AcctPay), int64(st.PsnCashPay), ChannelCredit, cp.Agreement.AgreementNo}
+		draw := ""
+		if st.PsnCashPay > 0 {
+			self, draw = LegPaying, attemptNo(id, 1)
+			extra += ", attempt = 1, out_trade_no = ?"
+			args = append(args, draw)
+		}
+		ok, err := s.transition(ctx, tx, cur, change{from: []string{StatusAwaiting}, status: StatusPaying, fund: legState(st.FundPaySumamt, LegReserved),
+			acct: legState(st.AcctPay, LegReserved), self: self, checkAt: ptr(s.now().Add(s.cfg.CheckAfter)),
+			event: "confirmed", detail: fmt.Sprintf("the patient confirmed on credit (agreement %s); settlement %s pending", cp.Agreement.AgreementNo, st.SetlID),
+			extraSQL: extra, extraArgs: args})
+		if err != nil || !ok {
+			return errOr(err, yibao.Errorf(yibao.CodeConflict, "bill %s changed meanwhile", id))
+		}
+		return s.credit.Held(ctx, tx, cp, st, id, draw)
+	}
+	if _, err := s.settle.Settle(sys(ctx), o.MdtrtID, req); err != nil {
+		return nil, err
+	}
+	cur, err := s.load(ctx, s.db, id)
+	if err != nil {
+		return nil, err
+	}
+	if cur.SelfPay == 0 {
+		if _, err := s.finishInsured(sys(ctx), id); err != nil {
+			return nil, err
+		}
+	} else {
+		s.drawCredit(ctx, id)
+	}
+	return s.Bill(ctx, psnNo, id)
+}
+
 // drawCredit tells the bank of the order's draw and acts on the answer.
 func (s *Service) drawCredit(ctx context.Context, id string) {
 	ctx = context.WithoutCancel(ctx)

@@ -137,6 +137,9 @@ func (s *Service) Confirm(ctx context.Context, psnNo, id string, r ConfirmReques
 	if r.Channel == "" {
 		r.Channel = "auto"
 	}
+	if r.Channel == ChannelCredit {
+		return s.confirmOnCredit(ctx, psnNo, o)
+	}
 	ag, agErr := s.activeAgreement(ctx, psnNo, r.Channel)
 	chName := r.Channel
 	if agErr == nil {
