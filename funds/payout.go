@@ -197,6 +197,9 @@ func (s *Service) statement(ctx context.Context, code, name, period string, star
 		WHERE fixmedins_code = ? AND month = ? AND action = 'warn') flagged`, code, period).Scan(&st.ReviewHeld); err != nil {
 		return nil, err
 	}
+	// Flagged lines are held at most up to what the month settled (a line's
+	// amount includes parts the funds did not pay).
+	st.ReviewHeld = min(st.ReviewHeld, max(0, st.Settled-st.Reversed))
 	st.Net = max(0, st.Owed-st.DepositHeld-st.ReviewHeld)
 	return st, nil
 }
