@@ -542,16 +542,7 @@ func (s *Service) Exposure(ctx context.Context) (*Exposure, error) {
 // bank answers, lost wallet answers, guarantees that outgrew their holds,
 // and the reminder/overdue cycle.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.Pass(ctx)
-		}
-	}
+	yibao.Every(ctx, interval, s.Pass)
 }
 
 // Pass is one round of the background work.

@@ -281,16 +281,9 @@ func (s *Service) post(ctx context.Context, url, id, topic string, body, secret 
 
 // Run delivers due events every interval until ctx ends.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("webhook delivery", "err", err)
-			}
+	yibao.Every(ctx, interval, func(ctx context.Context) {
+		if _, err := s.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("webhook delivery", "err", err)
 		}
-	}
+	})
 }

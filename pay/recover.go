@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"yibao"
 	"yibao/pay/channel"
 )
 
@@ -141,16 +142,9 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 
 // Run sweeps every interval until ctx ends.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("payment recovery", "err", err)
-			}
+	yibao.Every(ctx, interval, func(ctx context.Context) {
+		if _, err := s.Sweep(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("payment recovery", "err", err)
 		}
-	}
+	})
 }

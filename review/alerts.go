@@ -191,21 +191,14 @@ func (s *Service) Decide(ctx context.Context, id, status, note string) error {
 
 // Run scans today (and, just after midnight, yesterday) every interval.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			now := s.now()
-			for _, d := range []time.Time{now, now.Add(-time.Hour)} {
-				if _, err := s.Scan(ctx, yibao.DateOf(d)); err != nil && ctx.Err() == nil {
-					s.log.Error("review scan", "err", err)
-				}
+	yibao.Every(ctx, interval, func(ctx context.Context) {
+		now := s.now()
+		for _, d := range []time.Time{now, now.Add(-time.Hour)} {
+			if _, err := s.Scan(ctx, yibao.DateOf(d)); err != nil && ctx.Err() == nil {
+				s.log.Error("review scan", "err", err)
 			}
 		}
-	}
+	})
 }
 
 // ReportRow is one kind of finding in an institution's month.

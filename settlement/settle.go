@@ -963,18 +963,11 @@ func (s *Service) ExpirePending(ctx context.Context) (int, error) {
 
 // Run voids expired pending settlements every interval until ctx ends.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if n, err := s.ExpirePending(ctx); err != nil && ctx.Err() == nil {
-				s.log.Error("settlement expiry", "err", err)
-			} else if n > 0 {
-				s.log.Info("voided expired pending settlements", "count", n)
-			}
+	yibao.Every(ctx, interval, func(ctx context.Context) {
+		if n, err := s.ExpirePending(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("settlement expiry", "err", err)
+		} else if n > 0 {
+			s.log.Info("voided expired pending settlements", "count", n)
 		}
-	}
+	})
 }
