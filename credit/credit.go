@@ -225,38 +225,43 @@ func keyDigest(pem string) string {
 	return hex.EncodeToString(h[:])
 }
 
+const bankCols = `bank_code, name, key_id, public_key, base_url, interest_free_days, status, created_at`
+
+func scanBank(sc interface{ Scan(...any) error }) (*BankInfo, error) {
+	var b BankInfo
+	var c int64
+	if err := sc.Scan(&b.BankCode, &b.Name, &b.KeyID, &b.PublicKey, &b.BaseURL, &b.InterestFreeDays, &b.Status, &c); err != nil {
+		return nil, err
+	}
+	b.CreatedAt = fromMicros(c)
+	return &b, nil
+}
+
 // Banks lists the partner banks.
 func (s *Service) Banks(ctx context.Context) ([]BankInfo, error) {
-	rows, err := s.db.Query(ctx, `SELECT bank_code, name, key_id, public_key, base_url, interest_free_days, status, created_at FROM banks ORDER BY bank_code`)
+	rows, err := s.db.Query(ctx, `SELECT `+bankCols+` FROM banks ORDER BY bank_code`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	out := []BankInfo{}
 	for rows.Next() {
-		var b BankInfo
-		var c int64
-		if err := rows.Scan(&b.BankCode, &b.Name, &b.KeyID, &b.PublicKey, &b.BaseURL, &b.InterestFreeDays, &b.Status, &c); err != nil {
+		b, err := scanBank(rows)
+		if err != nil {
 			return nil, err
 		}
-		b.CreatedAt = fromMicros(c)
-		out = append(out, b)
+		out = append(out, *b)
 	}
 	return out, rows.Err()
 }
 
 // BankByCode returns one partner bank.
 func (s *Service) BankByCode(ctx context.Context, code string) (*BankInfo, error) {
-	bs, err := s.Banks(ctx)
-	if err != nil {
-		return nil, err
+	b, err := scanBank(s.db.QueryRow(ctx, `SELECT `+bankCols+` FROM banks WHERE bank_code = ?`, code))
+	if notFound(err) {
+		return nil, yibao.Errorf(yibao.CodeNotFound, "bank %s is not registered", code)
 	}
-	for _, b := range bs {
-		if b.BankCode == code {
-			return &b, nil
-		}
-	}
-	return nil, yibao.Errorf(yibao.CodeNotFound, "bank %s is not registered", code)
+	return b, err
 }
 
 func channelRe(s string) bool {

@@ -200,7 +200,7 @@ func (s *Service) Posted(drawID string) func(ctx context.Context, tx *sqlstore.T
 
 // Voided records, after the settlement was voided, that the draw never
 // happened (the hold went with the settlement).
-func (s *Service) Voided(ctx context.Context, drawID, reason string) error {
+func (s *Service) Voided(ctx context.Context, drawID string) error {
 	_, err := s.db.Exec(ctx, `UPDATE credit_draws SET status = 'voided' WHERE draw_id = ? AND status = 'held'`, drawID)
 	return err
 }

@@ -381,7 +381,7 @@ func (s *Service) execute(ctx context.Context, r *Run) error {
 				}
 			}
 			unit.Transfers = append(unit.Transfers, ledger.Transfer{ID: fmt.Sprintf("%s:%d", r.RunID, l.Seq), DebitAccountID: l.Debit, CreditAccountID: l.Credit,
-				Amount: l.Amount, Ledger: ledger.CNY, Code: codeFor(r.Kind, l.Kind), UserData: r.RunID, Leg: l.Kind})
+				Amount: l.Amount, Ledger: ledger.CNY, Code: codeFor(r.Kind), UserData: r.RunID, Leg: l.Kind})
 		}
 		first, last := batch[0].Seq, batch[len(batch)-1].Seq
 		unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
@@ -429,7 +429,7 @@ func accountFor(id string) (ledger.Account, bool) {
 	return ledger.Account{}, false
 }
 
-func codeFor(kind, lineKind string) string {
+func codeFor(kind string) string {
 	switch kind {
 	case KindContributions:
 		return "contribution"

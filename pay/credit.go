@@ -148,7 +148,9 @@ func (s *Service) drawCredit(ctx context.Context, id string) {
 			s.log.Error("voiding a settlement the bank refused", "order", id, "err", err)
 			return
 		}
-		s.credit.Voided(ctx, o.OutTradeNo, detail)
+		if err := s.credit.Voided(ctx, o.OutTradeNo); err != nil {
+			s.log.Error("recording a refused credit draw", "order", id, "err", err)
+		}
 		if err := s.markVoided(ctx, o, "bank_refused: "+detail+"; settle again and pay another way"); err != nil {
 			s.log.Error("recording a bank refusal", "order", id, "err", err)
 		}

@@ -55,25 +55,9 @@ func FromImage(img image.Image) *RGB {
 			}
 		}
 	case *image.RGBA:
-		for y := 0; y < h; y++ {
-			s := m.PixOffset(b.Min.X, b.Min.Y+y)
-			o := 3 * y * w
-			for x := 0; x < w; x++ {
-				out.Pix[o], out.Pix[o+1], out.Pix[o+2] = m.Pix[s], m.Pix[s+1], m.Pix[s+2]
-				s += 4
-				o += 3
-			}
-		}
+		copyRGBX(out.Pix, m.Pix, m.PixOffset(b.Min.X, b.Min.Y), m.Stride, w, h)
 	case *image.NRGBA:
-		for y := 0; y < h; y++ {
-			s := m.PixOffset(b.Min.X, b.Min.Y+y)
-			o := 3 * y * w
-			for x := 0; x < w; x++ {
-				out.Pix[o], out.Pix[o+1], out.Pix[o+2] = m.Pix[s], m.Pix[s+1], m.Pix[s+2]
-				s += 4
-				o += 3
-			}
-		}
+		copyRGBX(out.Pix, m.Pix, m.PixOffset(b.Min.X, b.Min.Y), m.Stride, w, h)
 	case *image.Gray:
 		for y := 0; y < h; y++ {
 			s := m.PixOffset(b.Min.X, b.Min.Y+y)
@@ -348,4 +332,18 @@ func (m *RGB) LaplacianVariance() float64 {
 	}
 	mean := sum / float64(n)
 	return sq/float64(n) - mean*mean
+}
+
+// copyRGBX copies w×h pixels of 4 bytes (R, G, B, and alpha, which is
+// dropped) starting at start with the given stride into packed RGB.
+func copyRGBX(dst, src []byte, start, stride, w, h int) {
+	for y := 0; y < h; y++ {
+		s := start + y*stride
+		o := 3 * y * w
+		for x := 0; x < w; x++ {
+			dst[o], dst[o+1], dst[o+2] = src[s], src[s+1], src[s+2]
+			s += 4
+			o += 3
+		}
+	}
 }
