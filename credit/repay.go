@@ -223,12 +223,18 @@ func (s *Service) afterWallet(ctx context.Context, a *Agreement, rp Repayment, p
 		s.tellBank(ctx, a, rp)
 		return s.repayment(ctx, rp.RepayID)
 	case yibao.IsCode(err, yibao.CodePrecondition):
-		if _, err2 := s.db.Exec(ctx, `UPDATE credit_repayments SET status = 'declined' WHERE repay_id = ? AND status = 'paying'`, rp.RepayID); err2 != nil {
+		if err2 := s.declineRepayment(ctx, rp.RepayID); err2 != nil {
 			return nil, err2
 		}
 		return nil, err
 	}
 	return s.repayment(ctx, rp.RepayID) // unknown: paying until the recovery knows
+}
+
+// declineRepayment marks a repayment the wallet refused (or never took).
+func (s *Service) declineRepayment(ctx context.Context, id string) error {
+	_, err := s.db.Exec(ctx, `UPDATE credit_repayments SET status = 'declined' WHERE repay_id = ? AND status = 'paying'`, id)
+	return err
 }
 
 // tellBank reports a repayment we collected (the bank also finds it in
@@ -281,7 +287,7 @@ func (s *Service) RecoverRepayments(ctx context.Context) (int, error) {
 				s.log.Error("applying a recovered repayment", "repayment", rp.RepayID, "err", err)
 			}
 		case state == ChargeDeclined || state == ChargeNotFound:
-			if _, err := s.db.Exec(ctx, `UPDATE credit_repayments SET status = 'declined' WHERE repay_id = ? AND status = 'paying'`, rp.RepayID); err != nil {
+			if err := s.declineRepayment(ctx, rp.RepayID); err != nil {
 				return 0, err
 			}
 		}

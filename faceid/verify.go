@@ -306,59 +306,13 @@ func (s *Service) Verify(ctx context.Context, r VerifyRequest) (*Verification, e
 	if err := s.loadGallery(ctx); err != nil {
 		return nil, err
 	}
-	var psn string
-	var score, margin float32
-	if mode == "one_to_one" {
-		psn, err = s.reg.PersonByIDNumber(ctx, strings.TrimSpace(r.IDNumber))
-		if err != nil {
-			s.attempt(ctx, t, mode, "", "unknown_person", 0, 0, live)
-			return nil, yibao.Errorf(yibao.CodePrecondition, "face_not_matched: no enrolled face matches")
-		}
-		want, err := s.templateIDs(ctx, `psn_no = ?`, psn)
-		if err != nil {
-			return nil, err
-		}
-		ms, err := s.search(probe, 1, func(id int64) bool { return want[id] })
-		if err != nil {
-			return nil, err
-		}
-		if len(ms) == 0 || ms[0].Score < s.cfg.Match1to1 {
-			if len(ms) > 0 {
-				score = ms[0].Score
-			}
-			s.attempt(ctx, t, mode, psn, "not_matched", score, 0, live)
-			return nil, yibao.Errorf(yibao.CodePrecondition, "face_not_matched: no enrolled face matches; use the e-certificate code or the ID card")
-		}
-		score = ms[0].Score
-	} else {
-		var admdvs string
-		if err := s.db.QueryRow(ctx, `SELECT admdvs FROM institutions WHERE fixmedins_code = ?`, t.FixmedinsCode).Scan(&admdvs); err != nil {
-			return nil, err
-		}
-		want, err := s.templateIDs(ctx, `scope = ?`, s.scopeOf(admdvs, r.PhoneLast4))
-		if err != nil {
-			return nil, err
-		}
-		ms, err := s.search(probe, 2, func(id int64) bool { return want[id] })
-		if err != nil {
-			return nil, err
-		}
-		// Two templates of the same person are not rivals: keep the best per person.
-		ms, err = s.distinctPersons(ctx, ms, probe, want)
-		if err != nil {
-			return nil, err
-		}
-		best, ok, why := gallery.Rule{Threshold: s.cfg.Match1toN, Margin: s.cfg.Margin}.Decide(ms)
-		if len(ms) > 0 {
-			score, margin = ms[0].Score, gallery.Margin(ms)
-		}
-		if !ok {
-			s.attempt(ctx, t, mode, "", "not_matched:"+why, score, margin, live)
-			return nil, yibao.Errorf(yibao.CodePrecondition, "face_not_matched: no single enrolled face matches (%s); use the ID number, the e-certificate code or the card", why)
-		}
-		if err := s.db.QueryRow(ctx, `SELECT psn_no FROM face_templates WHERE id = ?`, best.ID).Scan(&psn); err != nil {
-			return nil, err
-		}
+	match := s.matchOne
+	if mode == "one_to_n" {
+		match = s.matchMany
+	}
+	psn, score, margin, err := match(ctx, t, r, probe, live)
+	if err != nil {
+		return nil, err
 	}
 	tok, exp, err := s.tokens.IssueToken(ctx, psn, t.FixmedinsCode, "face:"+t.TerminalID)
 	if err != nil {
@@ -389,6 +343,69 @@ func (s *Service) templateIDs(ctx context.Context, cond string, arg any) (map[in
 		want[n] = true
 	}
 	return want, nil
+}
+
+// matchOne is 1:1: the person the ID number names, against their own
+// templates. A refusal is recorded.
+func (s *Service) matchOne(ctx context.Context, t *Terminal, r VerifyRequest, probe []float32, live float64) (string, float32, float32, error) {
+	psn, err := s.reg.PersonByIDNumber(ctx, strings.TrimSpace(r.IDNumber))
+	if err != nil {
+		s.attempt(ctx, t, "one_to_one", "", "unknown_person", 0, 0, live)
+		return "", 0, 0, yibao.Errorf(yibao.CodePrecondition, "face_not_matched: no enrolled face matches")
+	}
+	want, err := s.templateIDs(ctx, `psn_no = ?`, psn)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	ms, err := s.search(probe, 1, func(id int64) bool { return want[id] })
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if len(ms) == 0 || ms[0].Score < s.cfg.Match1to1 {
+		var score float32
+		if len(ms) > 0 {
+			score = ms[0].Score
+		}
+		s.attempt(ctx, t, "one_to_one", psn, "not_matched", score, 0, live)
+		return "", 0, 0, yibao.Errorf(yibao.CodePrecondition, "face_not_matched: no enrolled face matches; use the e-certificate code or the ID card")
+	}
+	return psn, ms[0].Score, 0, nil
+}
+
+// matchMany is 1:N inside the gallery the institution's region and the
+// phone digits narrow, with the margin over the next person. A refusal is
+// recorded.
+func (s *Service) matchMany(ctx context.Context, t *Terminal, r VerifyRequest, probe []float32, live float64) (string, float32, float32, error) {
+	var admdvs string
+	if err := s.db.QueryRow(ctx, `SELECT admdvs FROM institutions WHERE fixmedins_code = ?`, t.FixmedinsCode).Scan(&admdvs); err != nil {
+		return "", 0, 0, err
+	}
+	want, err := s.templateIDs(ctx, `scope = ?`, s.scopeOf(admdvs, r.PhoneLast4))
+	if err != nil {
+		return "", 0, 0, err
+	}
+	ms, err := s.search(probe, 2, func(id int64) bool { return want[id] })
+	if err != nil {
+		return "", 0, 0, err
+	}
+	// Two templates of the same person are not rivals: keep the best per person.
+	if ms, err = s.distinctPersons(ctx, ms, probe, want); err != nil {
+		return "", 0, 0, err
+	}
+	var score, margin float32
+	if len(ms) > 0 {
+		score, margin = ms[0].Score, gallery.Margin(ms)
+	}
+	best, ok, why := gallery.Rule{Threshold: s.cfg.Match1toN, Margin: s.cfg.Margin}.Decide(ms)
+	if !ok {
+		s.attempt(ctx, t, "one_to_n", "", "not_matched:"+why, score, margin, live)
+		return "", 0, 0, yibao.Errorf(yibao.CodePrecondition, "face_not_matched: no single enrolled face matches (%s); use the ID number, the e-certificate code or the card", why)
+	}
+	var psn string
+	if err := s.db.QueryRow(ctx, `SELECT psn_no FROM face_templates WHERE id = ?`, best.ID).Scan(&psn); err != nil {
+		return "", 0, 0, err
+	}
+	return psn, score, margin, nil
 }
 
 // distinctPersons re-searches when the two best templates belong to one
