@@ -50,6 +50,9 @@ type DB struct {
 	write   *sql.DB
 	read    *sql.DB
 	pool    *pgxpool.Pool
+	group   *grouper // SQLite: the group committer behind WriteTx and Exec
+	wstmts  *stmtCache
+	rstmts  *stmtCache
 	rebinds sync.Map // query string → rebound string (Postgres)
 }
 
@@ -99,7 +102,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	}
 	r.SetMaxOpenConns(8)
 	r.SetMaxIdleConns(8)
-	return &DB{Dialect: SQLite, write: w, read: r}, nil
+	db := &DB{Dialect: SQLite, write: w, read: r, wstmts: &stmtCache{pool: w, deferred: true}, rstmts: &stmtCache{pool: r}}
+	db.group = newGrouper(db)
+	return db, nil
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
@@ -132,6 +137,11 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 // Close closes every pool.
 func (db *DB) Close() error {
 	var err error
+	if db.group != nil {
+		db.group.close()
+	}
+	db.wstmts.close()
+	db.rstmts.close()
 	if db.read != db.write {
 		err = db.read.Close()
 	}
@@ -185,18 +195,28 @@ func (db *DB) Rebind(query string) string {
 	return s
 }
 
-// Exec runs a write statement outside a transaction, with '?' placeholders.
+// Exec runs a write statement in a transaction of its own, with '?'
+// placeholders. On SQLite it joins the group commit (see WriteTx).
 func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if db.group != nil {
+		return db.groupExec(ctx, query, args...)
+	}
 	return db.write.ExecContext(ctx, db.Rebind(query), args...)
 }
 
 // Query runs a read query with '?' placeholders.
 func (db *DB) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := db.rstmts.get(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return db.read.QueryContext(ctx, db.Rebind(query), args...)
 }
 
 // QueryRow runs a single-row read query with '?' placeholders.
 func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := db.rstmts.get(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return db.read.QueryRowContext(ctx, db.Rebind(query), args...)
 }
 
@@ -204,20 +224,45 @@ func (db *DB) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 type Tx struct {
 	*sql.Tx
 	db *DB
+	// detached: the transaction is shared by a group commit, so one
+	// caller's cancelled context must not interrupt its statements.
+	detached bool
+}
+
+func (tx *Tx) ctx(ctx context.Context) context.Context {
+	if tx.detached {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	ctx = tx.ctx(ctx)
+	if st := tx.db.wstmts.get(ctx, query); st != nil {
+		ts := tx.Tx.StmtContext(ctx, st)
+		defer ts.Close()
+		return ts.ExecContext(ctx, args...)
+	}
 	return tx.Tx.ExecContext(ctx, tx.db.Rebind(query), args...)
 }
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	ctx = tx.ctx(ctx)
+	if st := tx.db.wstmts.get(ctx, query); st != nil {
+		// The transaction closes the statement when it ends.
+		return tx.Tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+	}
 	return tx.Tx.QueryContext(ctx, tx.db.Rebind(query), args...)
 }
 
 // QueryRow runs a single-row query in the transaction.
 func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	ctx = tx.ctx(ctx)
+	if st := tx.db.wstmts.get(ctx, query); st != nil {
+		return tx.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
 	return tx.Tx.QueryRowContext(ctx, tx.db.Rebind(query), args...)
 }
 
@@ -225,9 +270,15 @@ func (tx *Tx) QueryRow(ctx context.Context, query string, args ...any) *sql.Row 
 func (tx *Tx) Dialect() Dialect { return tx.db.Dialect }
 
 // WriteTx runs fn in a write transaction and commits if fn returns nil; it
-// rolls back on error or panic. On PostgreSQL a serialization failure or
-// deadlock is retried up to three times.
+// rolls back on error or panic. fn may run more than once, so it must not
+// keep effects outside the transaction: on PostgreSQL a serialization
+// failure or deadlock is retried up to three times, and on SQLite calls
+// share group commits (group.go) and run again alone if a shared commit
+// fails. On SQLite fn must not call WriteTx or Exec itself.
 func (db *DB) WriteTx(ctx context.Context, fn func(*Tx) error) error {
+	if db.group != nil {
+		return db.group.submit(ctx, fn)
+	}
 	for attempt := 0; ; attempt++ {
 		err := db.writeTxOnce(ctx, fn)
 		if err != nil && attempt < 3 && isRetryable(err) {
@@ -244,6 +295,7 @@ func (db *DB) WriteTxOnce(ctx context.Context, fn func(*Tx) error) error {
 }
 
 func (db *DB) writeTxOnce(ctx context.Context, fn func(*Tx) error) (err error) {
+	db.wstmts.preparePending()
 	stx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlstore: begin: %w", err)

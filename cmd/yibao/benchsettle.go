@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -29,8 +30,17 @@ func benchSettle(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	n := fs.Int("bills", 3000, "outpatient bills to settle")
 	clients := fs.Int("clients", 32, "concurrent cashiers")
 	pg := fs.String("pg", os.Getenv("YIBAO_TEST_PG"), "also run on this PostgreSQL DSN (a throw-away schema is used)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Fprintf(stdout, "settlement benchmark — %s\n", machine())
 	fmt.Fprintf(stdout, "%d two-line outpatient bills of the demo's employees at one hospital, %d concurrent cashiers; each bill opens a visit, uploads lines and settles (one ledger unit)\n", *n, *clients)
