@@ -43,7 +43,7 @@ func (s *Service) CreateMobile(ctx context.Context, r MobileRequest) (*Order, er
 		return nil, err
 	}
 	var existing string
-	err = s.db.QueryRow(ctx, `SELECT pay_ord_id FROM payment_orders WHERE fixmedins_code = ? AND med_org_ord = ?`, v.FixmedinsCode, r.MedOrgOrd).Scan(&existing)
+	err = s.db.QueryRow(ctx, `SELECT pay_ord_id FROM payment_orders WHERE fixmedins_code = ? AND med_org_ord = ? AND med_org_ord <> ''`, v.FixmedinsCode, r.MedOrgOrd).Scan(&existing)
 	if err == nil {
 		o, err := s.Get(ctx, existing)
 		if err == nil && o.MdtrtID != r.MdtrtID {

@@ -149,27 +149,58 @@ func (s *Service) AddFeeLines(ctx context.Context, id string, in []FeeLineInput)
 		if status != VisitOpen && status != VisitDischarged {
 			return yibao.Errorf(yibao.CodePrecondition, "visit %s is %s: no more fee lines", id, status)
 		}
+		// Lines already stored (a retried upload) must match; the rest are
+		// inserted many to a statement. Chunks have fixed sizes so that
+		// the statements stay few and prepared.
+		existing := map[string]*FeeLine{}
+		for rest := lines; len(rest) > 0; {
+			n := chunkSize(len(rest))
+			args := []any{id}
+			for _, l := range rest[:n] {
+				args = append(args, l.FeedetlSn)
+			}
+			rows, err := tx.Query(ctx, `SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = ? AND feedetl_sn IN (`+marks(n)+`)`, args...)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				old, err := scanFeeLine(rows)
+				if err != nil {
+					rows.Close()
+					return err
+				}
+				existing[old.FeedetlSn] = old
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			rest = rest[n:]
+		}
+		var fresh []any
 		for i, l := range lines {
-			old, err := scanFeeLine(tx.QueryRow(ctx, `SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = ? AND feedetl_sn = ?`, id, l.FeedetlSn))
-			if err == nil {
+			if old := existing[l.FeedetlSn]; old != nil {
 				if old.CatalogCode != l.CatalogCode || old.UnitPrice != l.UnitPrice || old.Quantity.Cmp(l.Quantity) != 0 || old.FeeDate != l.FeeDate || old.Status != "active" {
 					return &yibao.Error{Code: yibao.CodeConflict, Message: "a fee line with this serial number exists with other content",
 						Field: fmt.Sprintf("lines[%d].feedetl_sn", i)}
 				}
 				continue
 			}
-			if !notFound(err) {
-				return err
-			}
 			var cap any
 			if l.PriceCap != nil {
 				cap = int64(*l.PriceCap)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO fee_lines (mdtrt_id, `+feeLineCols+`, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', '', ?)`,
-				id, l.FeedetlSn, l.CatalogCode, l.Name, l.Class, l.SelfPayRatio.String(), cap, int64(l.UnitPrice), l.Quantity.String(),
-				int64(l.Amount), l.FeeDate, now+int64(i)); err != nil {
+			fresh = append(fresh, id, l.FeedetlSn, l.CatalogCode, l.Name, l.Class, l.SelfPayRatio.String(), cap, int64(l.UnitPrice), l.Quantity.String(),
+				int64(l.Amount), l.FeeDate, now+int64(i))
+		}
+		const cols = 12
+		for len(fresh) > 0 {
+			n := chunkSize(len(fresh) / cols)
+			if _, err := tx.Exec(ctx, `INSERT INTO fee_lines (mdtrt_id, `+feeLineCols+`, created_at) VALUES `+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', '', ?), ", n), ", "), fresh[:n*cols]...); err != nil {
 				return err
 			}
+			fresh = fresh[n*cols:]
 		}
 		return nil
 	})
@@ -178,6 +209,20 @@ func (s *Service) AddFeeLines(ctx context.Context, id string, in []FeeLineInput)
 	}
 	return s.GetVisit(ctx, id)
 }
+
+// chunkSize picks how many of n rows the next multi-row statement takes:
+// 32, 8 or 1, so that any upload uses at most three statement shapes.
+func chunkSize(n int) int {
+	switch {
+	case n >= 32:
+		return 32
+	case n >= 8:
+		return 8
+	}
+	return 1
+}
+
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 // CancelFeeLines withdraws unsettled lines (a settled line is corrected by
 // reversing its settlement first).
