@@ -12,11 +12,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
 
 	"yibao"
@@ -29,6 +32,7 @@ import (
 	"yibao/faceid"
 	"yibao/funds"
 	"yibao/gmcrypto"
+	"yibao/gmcrypto/keystore"
 	"yibao/httpapi"
 	"yibao/ledger/engine"
 	"yibao/nhsa"
@@ -67,8 +71,17 @@ type App struct {
 	Face      *faceid.Service
 	Bank      *banksim.Server // the in-process bank simulator, when configured
 	API       *httpapi.Server
-	master    []byte
-	keys      *gmcrypto.Keyring
+	// Keys is the key catalog: every data key, derivation secret and
+	// signing key, wrapped under the key store's KEK (docs/security.md).
+	Keys *keystore.Catalog
+	// master is the derivation root (catalog purpose derivation-root): the
+	// HKDF-SM3 input of the blind-index, reference, scope, OTP and session
+	// keys and of the e-certificate keys. On a data dir from before the
+	// catalog it is the master key itself; on a new one a random secret.
+	// The master key proper only wraps keys (the software key store).
+	master   []byte
+	keys     *gmcrypto.Keyring // the SM4 data keys, refreshed from the catalog while serving
+	keyStore keystore.KeyStore
 
 	faceEmbedder interface{ Close() error }
 }
@@ -97,17 +110,25 @@ func OpenStore(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := db.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
-	}
-	keys, err := gmcrypto.NewKeyring("k1", map[string][]byte{"k1": gmcrypto.DeriveKey(master, "yibao/pii/sm4/k1", 16)})
+	existed, err := hadSchema(ctx, db)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	a := &App{Config: cfg, Log: log, DB: db, master: master, keys: keys}
-	a.Registry = registry.New(db, keys, gmcrypto.DeriveKey(master, "yibao/pii/blind-index", 32))
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a := &App{Config: cfg, Log: log, DB: db}
+	if err := a.openKeys(ctx, master, existed); err != nil {
+		db.Close()
+		if a.keyStore != nil {
+			a.keyStore.Close()
+		}
+		return nil, err
+	}
+	keys := a.keys
+	a.Registry = registry.New(db, keys, gmcrypto.DeriveKey(a.master, "yibao/pii/blind-index", 32))
 	a.Auth = auth.New(db, keys)
 	if cfg.PasswordIterations > 0 {
 		a.Auth.PasswordIterations = cfg.PasswordIterations
@@ -179,6 +200,9 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 // loadMasterKey returns the 32-byte master secret from the configuration,
 // or from <data_dir>/master.key, creating that file (mode 0600) on first
 // start. Production deployments set YIBAO_MASTER_KEY from a secret store.
+// With a PKCS#11 key store the master key is optional (nil when absent,
+// never created): it is needed only once, to import the keys of a data
+// dir from before the key catalog.
 func loadMasterKey(cfg Config) ([]byte, error) {
 	if cfg.MasterKey != "" {
 		b, err := hex.DecodeString(cfg.MasterKey)
@@ -197,6 +221,9 @@ func loadMasterKey(cfg Config) ([]byte, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	if cfg.KeyStore == "pkcs11" {
+		return nil, nil
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
 	}
@@ -206,6 +233,269 @@ func loadMasterKey(cfg Config) ([]byte, error) {
 		return nil, err
 	}
 	return k, nil
+}
+
+// hadSchema reports whether the database had been migrated before (a
+// database from before the key catalog holds values sealed under the keys
+// the master key derived; a new one gets fresh keys).
+func hadSchema(ctx context.Context, db *sqlstore.DB) (bool, error) {
+	q := `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`
+	if db.Dialect == sqlstore.Postgres {
+		q = `SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'schema_migrations'`
+	}
+	var n int
+	if err := db.QueryRow(ctx, q).Scan(&n); err != nil {
+		return false, fmt.Errorf("reading the schema: %w", err)
+	}
+	return n > 0, nil
+}
+
+// openKeyStore opens the configured key store.
+func openKeyStore(cfg Config, master []byte) (keystore.KeyStore, error) {
+	if cfg.KeyStore == "pkcs11" {
+		ks, err := keystore.OpenPKCS11(keystore.PKCS11Config{Module: cfg.PKCS11Module, Token: cfg.PKCS11Token, PIN: cfg.PKCS11PIN, KEKLabel: cfg.PKCS11KEKLabel})
+		if err != nil {
+			return nil, fmt.Errorf("key_store pkcs11: %w", err)
+		}
+		return ks, nil
+	}
+	return keystore.NewSoftware(master)
+}
+
+// openKeys opens the key store and the catalog, fills the catalog on first
+// start — with the keys the master key derived before the catalog existed
+// if the database is older than it, so old values open and old receipts
+// verify — and loads the data keyring and the derivation root.
+func (a *App) openKeys(ctx context.Context, master []byte, existed bool) error {
+	ks, err := openKeyStore(a.Config, master)
+	if err != nil {
+		return err
+	}
+	a.keyStore = ks
+	db := a.DB
+	cat := &keystore.Catalog{DB: db, Store: ks,
+		WriteTx: func(ctx context.Context, fn func(keystore.DB) error) error {
+			return db.WriteTx(ctx, func(tx *sqlstore.Tx) error { return fn(tx) })
+		}}
+	a.Keys = cat
+	missing, err := cat.Missing(ctx)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		var legacy map[string]keystore.Legacy
+		if existed {
+			if master == nil {
+				return fmt.Errorf("this database predates the key catalog and has no %s key: give the master key it was made with (master_key) once, so its keys can be imported", strings.Join(missing, ", "))
+			}
+			legacy = keystore.LegacyKeys(master)
+		}
+		created, err := cat.Bootstrap(ctx, legacy)
+		if err != nil {
+			return fmt.Errorf("key catalog: %w", err)
+		}
+		for _, r := range created {
+			a.Log.Info("key created", "id", r.ID, "purpose", r.Purpose, "alg", r.Alg, "origin", r.Origin, "key_store", r.KeyStore)
+		}
+	}
+	if a.master, err = cat.Secret(ctx, keystore.PurposeRoot); err != nil {
+		return fmt.Errorf("key catalog: %w", err)
+	}
+	if a.keys, err = cat.Keyring(ctx); err != nil {
+		return fmt.Errorf("key catalog: %w", err)
+	}
+	w := audit.NewWriter(a.master)
+	cat.Event = func(ctx context.Context, tx keystore.DB, e keystore.Event) error {
+		stx, ok := tx.(*sqlstore.Tx)
+		if !ok {
+			return errors.New("app: key events are recorded in a sqlstore transaction")
+		}
+		return w.Record(ctx, stx, audit.Entry{ID: e.ID, Kind: audit.KindKey, Actor: e.Actor, Subject: e.Key.ID, Data: e.Data})
+	}
+	return nil
+}
+
+// SealedColumns are the database columns sealed with the data keyring,
+// with the associated data each owning service binds (registry, auth,
+// delivery, faceid): what `yibao keys reencrypt` re-seals after a data-key
+// rotation. A new sealed column must be added here (a test compares this
+// list with the migrations).
+func SealedColumns() []keystore.Target {
+	person := func(field string) func(string, []string) []byte {
+		return func(psn string, _ []string) []byte { return []byte("person/" + psn + "/" + field) }
+	}
+	return []keystore.Target{
+		{Table: "persons", Key: "psn_no", Columns: []keystore.Column{
+			{Name: "id_cipher", AAD: person("id_number")}, {Name: "name_cipher", AAD: person("name")}, {Name: "phone_cipher", AAD: person("phone")}}},
+		{Table: "api_keys", Key: "key_id", Columns: []keystore.Column{
+			{Name: "secret_cipher", AAD: func(id string, _ []string) []byte { return []byte("api_key/" + id) }}}},
+		{Table: "webhooks", Key: "fixmedins_code", Columns: []keystore.Column{
+			{Name: "secret_cipher", AAD: func(code string, _ []string) []byte { return []byte("webhook/" + code) }}}},
+		{Table: "face_templates", Key: "id", IntKey: true, Extra: []string{"psn_no"}, KeyIDColumn: "key_id", Columns: []keystore.Column{
+			{Name: "sealed", AAD: func(id string, x []string) []byte { return []byte("face/" + x[0] + "/" + id) }}}},
+	}
+}
+
+// signingKey returns the active SM2 key of a purpose; its private half
+// stays in the key store.
+func (a *App) signingKey(ctx context.Context, purpose string) (*gmcrypto.PrivateKey, error) {
+	s, err := a.Keys.Signer(ctx, purpose)
+	if err != nil {
+		return nil, err
+	}
+	return s.SM2()
+}
+
+// storeNoteSigner signs checkpoints (signed notes) with a key of the store.
+type storeNoteSigner struct {
+	name string
+	hash uint32
+	s    *keystore.Signer
+}
+
+func (n *storeNoteSigner) Name() string                    { return n.name }
+func (n *storeNoteSigner) KeyHash() uint32                 { return n.hash }
+func (n *storeNoteSigner) Sign(msg []byte) ([]byte, error) { return n.s.Sign(nil, msg) }
+
+// vkeyHash is the key hash in a verifier key name+hash+key.
+func vkeyHash(vkey string) (uint32, error) {
+	parts := strings.SplitN(vkey, "+", 3)
+	if len(parts) != 3 {
+		return 0, fmt.Errorf("malformed verifier key %q", vkey)
+	}
+	h, err := strconv.ParseUint(parts[1], 16, 32)
+	return uint32(h), err
+}
+
+// checkpointVerifierKeys returns the note verifier keys of a checkpoint
+// key pair: Ed25519 first, then SM2 (audit.Keys' order).
+func checkpointVerifierKeys(origin string, ed, sm keystore.Record) ([]string, error) {
+	edV, err := note.NewEd25519VerifierKey(origin, ed.Public)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := gmcrypto.ParsePublicKey(sm.Public)
+	if err != nil {
+		return nil, err
+	}
+	return []string{edV, tlog.SM2VerifierKey(origin, pub)}, nil
+}
+
+// logKeys builds the transparency log's checkpoint signers from the active
+// checkpoint keys of the catalog.
+func (a *App) logKeys(ctx context.Context) (*audit.Keys, error) {
+	origin := a.Config.LogOrigin
+	ed, err := a.Keys.Signer(ctx, keystore.PurposeCheckpointEd25519)
+	if err != nil {
+		return nil, err
+	}
+	sm, err := a.Keys.Signer(ctx, keystore.PurposeCheckpointSM2)
+	if err != nil {
+		return nil, err
+	}
+	vkeys, err := checkpointVerifierKeys(origin, ed.Record, sm.Record)
+	if err != nil {
+		return nil, err
+	}
+	hash, err := vkeyHash(vkeys[0])
+	if err != nil {
+		return nil, err
+	}
+	smKey, err := sm.SM2()
+	if err != nil {
+		return nil, err
+	}
+	smSigner, err := tlog.NewSM2Signer(origin, smKey)
+	if err != nil {
+		return nil, err
+	}
+	return &audit.Keys{Ed25519: &storeNoteSigner{name: origin, hash: hash, s: ed}, SM2: smSigner, VerifierKey: vkeys}, nil
+}
+
+// CheckpointKeys is one generation of checkpoint keys.
+type CheckpointKeys struct {
+	Generation  int
+	State       keystore.State // the SM2 key's (both change together)
+	VerifierKey []string       // Ed25519, SM2: verify receipts of this generation with audit.Verifiers(VerifierKey...)
+}
+
+// CheckpointVerifierKeys lists every generation of checkpoint keys, the
+// active one first: receipts and checkpoints signed before a rotation
+// verify with their generation's (archived) keys.
+func (a *App) CheckpointVerifierKeys(ctx context.Context) ([]CheckpointKeys, error) {
+	recs, err := a.Keys.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	eds, sms := map[int]keystore.Record{}, map[int]keystore.Record{}
+	for _, r := range recs {
+		switch r.Purpose {
+		case keystore.PurposeCheckpointEd25519:
+			eds[r.Generation()] = r
+		case keystore.PurposeCheckpointSM2:
+			sms[r.Generation()] = r
+		}
+	}
+	var out []CheckpointKeys
+	for g, sm := range sms {
+		ed, ok := eds[g]
+		if !ok {
+			continue
+		}
+		vk, err := checkpointVerifierKeys(a.Config.LogOrigin, ed, sm)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, CheckpointKeys{Generation: g, State: sm.State, VerifierKey: vk})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if ai, aj := out[i].State == keystore.StateActive, out[j].State == keystore.StateActive; ai != aj {
+			return ai
+		}
+		return out[i].Generation > out[j].Generation
+	})
+	return out, nil
+}
+
+// RefreshKeys reloads the data keys from the catalog now: a rotated data
+// key seals from then on, a retired one no longer opens.
+func (a *App) RefreshKeys(ctx context.Context) error { return a.Keys.Refresh(ctx, a.keys) }
+
+// refreshKeys reloads the data keys from the catalog every
+// keystore.RefreshInterval, so a rotation made by `yibao keys rotate` seals
+// from then on without a restart, and warns once when a signing key was
+// rotated (signing keys change at the next start).
+func (a *App) refreshKeys(ctx context.Context) {
+	t := time.NewTicker(keystore.RefreshInterval)
+	defer t.Stop()
+	warned := map[string]bool{}
+	using := map[string]string{}
+	for _, p := range []string{keystore.PurposeCheckpointSM2, keystore.PurposeCheckpointEd25519, keystore.PurposeBankRequest} {
+		if r, err := a.Keys.Active(ctx, p); err == nil {
+			using[p] = r.ID
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		before := a.keys.ActiveKeyID()
+		if err := a.RefreshKeys(ctx); err != nil {
+			a.Log.Error("refreshing the data keys", "err", err)
+			continue
+		}
+		if now := a.keys.ActiveKeyID(); now != before {
+			a.Log.Info("data key rotated: sealing under the new key", "old", before, "new", now)
+		}
+		for p, id := range using {
+			if r, err := a.Keys.Active(ctx, p); err == nil && r.ID != id && !warned[p] {
+				warned[p] = true
+				a.Log.Warn("a signing key was rotated: restart to sign with it", "purpose", p, "signing_with", id, "active", r.ID)
+			}
+		}
+	}
 }
 
 // Close stops the ledger writer and releases the database.
@@ -225,7 +515,11 @@ func (a *App) Close() error {
 	if a.Ledger != nil {
 		a.Ledger.Close()
 	}
-	return a.DB.Close()
+	err := a.DB.Close()
+	if a.keyStore != nil {
+		a.keyStore.Close()
+	}
+	return err
 }
 
 // Handler is the whole HTTP surface.
@@ -281,6 +575,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	go a.Sequencer.Run(ctx, 200*time.Millisecond) // appends audit entries to the transparency log
 	go a.Review.Run(ctx, 30*time.Second)          // raises review alerts from the day's settlements
 	go a.Credit.Run(ctx, 5*time.Second)           // lost bank answers, growing guarantees, reminders and overdue
+	go a.refreshKeys(ctx)                         // data keys rotated by `yibao keys rotate`
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())
@@ -296,8 +591,8 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	return srv.Shutdown(shutCtx)
 }
 
-// openLog opens the transparency log under <data_dir>/log with checkpoint
-// keys derived from the master secret, and its sequencer.
+// openLog opens the transparency log under <data_dir>/log with the active
+// checkpoint keys of the key catalog, and its sequencer.
 func (a *App) openLog(ctx context.Context) error {
 	// Tessera logs through klog: into our logs, its chatter ("Failed to
 	// fetch old checkpoint" on a new log) at debug level.
@@ -306,7 +601,7 @@ func (a *App) openLog(ctx context.Context) error {
 	// logger through an atomic (tests open many platforms in one process).
 	klogTarget.Store(&a.Log)
 	klogOnce.Do(func() { klog.SetSlogLogger(slog.New(infoAsDebug{klogForward{}})) })
-	keys, err := audit.DeriveKeys(a.master, a.Config.LogOrigin)
+	keys, err := a.logKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("log keys: %w", err)
 	}
@@ -319,9 +614,10 @@ func (a *App) openLog(ctx context.Context) error {
 	return nil
 }
 
-// AuditKeys are the transparency log's checkpoint keys (derived from the
-// master secret; tools such as `yibao log verify` need only the store).
-func (a *App) AuditKeys() (*audit.Keys, error) { return audit.DeriveKeys(a.master, a.Config.LogOrigin) }
+// AuditKeys are the transparency log's active checkpoint keys (from the key
+// catalog; tools such as `yibao log verify` need only the store). Older
+// generations: CheckpointVerifierKeys.
+func (a *App) AuditKeys() (*audit.Keys, error) { return a.logKeys(context.Background()) }
 
 var (
 	klogOnce   sync.Once

@@ -12,6 +12,7 @@ import (
 	"yibao/credit/bankapi"
 	"yibao/demo"
 	"yibao/gmcrypto"
+	"yibao/gmcrypto/keystore"
 	"yibao/sim/banksim"
 )
 
@@ -21,9 +22,9 @@ const DemoBankName = "医惠银行（模拟）"
 // openCredit builds the credit service and connects the partner bank:
 // the in-process bank simulator when configured so, or a `yibao sim bank`
 // server at a URL. The client is the production code path either way.
-// The platform's bank-facing SM2 key is derived from the master secret;
-// its public half is written to bank_keys/platform-public.pem for a
-// standalone simulator.
+// The platform's bank-facing SM2 key is the active bank-request key of the
+// key catalog (its private half stays in the key store); its public half
+// is written to bank_keys/platform-public.pem for a standalone simulator.
 func (a *App) openCredit(ctx context.Context) error {
 	cfg := a.Config
 	a.Credit = credit.New(a.DB, a.Ledger, a.Settle, credit.Config{RefKey: gmcrypto.DeriveKey(a.master, "yibao/credit/psn-ref", 32)}, a.Log)
@@ -32,7 +33,10 @@ func (a *App) openCredit(ctx context.Context) error {
 	if cfg.Banks == "off" {
 		return nil
 	}
-	platform := gmcrypto.DeterministicKey(gmcrypto.DeriveKey(a.master, "yibao/credit/platform-sm2", 32))
+	platform, err := a.signingKey(ctx, keystore.PurposeBankRequest)
+	if err != nil {
+		return fmt.Errorf("bank-request key: %w", err)
+	}
 	if err := os.MkdirAll(cfg.BankKeys, 0o700); err != nil {
 		return err
 	}

@@ -55,6 +55,15 @@ type Config struct {
 	FaceDir   string `json:"face_dir"`   // folder of the bank keys, YIBAO_BANK_KEYS; default <data_dir>/bank-keys
 	PublicURL string `json:"public_url"` // base URL wallets call back on, YIBAO_PUBLIC_URL; default http://<addr as bound>
 	LogOrigin string `json:"log_origin"` // the transparency log's checkpoint origin, YIBAO_LOG_ORIGIN
+	// KeyStore holds the key-encryption key that wraps every other key
+	// (docs/security.md, "Keys"): "software" (the default: the master key)
+	// or "pkcs11" (a key in a PKCS#11 module; needs a binary built with
+	// -tags pkcs11). YIBAO_KEY_STORE
+	KeyStore       string `json:"key_store"`
+	PKCS11Module   string `json:"pkcs11_module"`    // the module's .so, YIBAO_PKCS11_MODULE
+	PKCS11Token    string `json:"pkcs11_token"`     // the token's label, YIBAO_PKCS11_TOKEN
+	PKCS11PIN      string `json:"pkcs11_pin"`       // the user PIN, YIBAO_PKCS11_PIN (keep it in the environment)
+	PKCS11KEKLabel string `json:"pkcs11_kek_label"` // the KEK's label, YIBAO_PKCS11_KEK_LABEL; default yibao-kek
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -73,6 +82,8 @@ func Defaults() Config {
 		Banks:              "sim",
 		Face:               "auto",
 		LogOrigin:          "yibao.local/log",
+		KeyStore:           "software",
+		PKCS11KEKLabel:     "yibao-kek",
 	}
 }
 
@@ -124,6 +135,11 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("YIBAO_FACE_DIR", &c.FaceDir)
 	str("YIBAO_PUBLIC_URL", &c.PublicURL)
 	str("YIBAO_LOG_ORIGIN", &c.LogOrigin)
+	str("YIBAO_KEY_STORE", &c.KeyStore)
+	str("YIBAO_PKCS11_MODULE", &c.PKCS11Module)
+	str("YIBAO_PKCS11_TOKEN", &c.PKCS11Token)
+	str("YIBAO_PKCS11_PIN", &c.PKCS11PIN)
+	str("YIBAO_PKCS11_KEK_LABEL", &c.PKCS11KEKLabel)
 	for _, f := range []struct {
 		name string
 		dst  *int64
@@ -217,6 +233,19 @@ func (c *Config) Validate() error {
 	if c.LogOrigin == "" || strings.ContainsAny(c.LogOrigin, " \n+") {
 		errs = append(errs, "log_origin: a name without spaces or '+', e.g. yibao.example/log")
 	}
+	if c.PKCS11KEKLabel == "" {
+		c.PKCS11KEKLabel = "yibao-kek"
+	}
+	switch c.KeyStore {
+	case "", "software":
+		c.KeyStore = "software"
+	case "pkcs11":
+		if c.PKCS11Module == "" || c.PKCS11Token == "" {
+			errs = append(errs, "key_store pkcs11: needs pkcs11_module (the module's .so) and pkcs11_token (the token's label)")
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("key_store %q: must be software or pkcs11", c.KeyStore))
+	}
 	if c.WalletKeys == "" {
 		c.WalletKeys = filepath.Join(c.DataDir, "wallet-keys")
 	}
@@ -239,6 +268,9 @@ func (c Config) Redacted() Config {
 	}
 	if c.AdminPassword != "" {
 		c.AdminPassword = "(set)"
+	}
+	if c.PKCS11PIN != "" {
+		c.PKCS11PIN = "(set)"
 	}
 	if sqlstore.IsPostgresDSN(c.DB) {
 		if i := strings.Index(c.DB, "@"); i > 0 {

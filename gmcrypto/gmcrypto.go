@@ -28,8 +28,30 @@ import (
 // DefaultUID is the SM2 user ID used when none is given (GM/T 0009).
 var DefaultUID = []byte("1234567812345678")
 
-// PrivateKey is an SM2 private key.
-type PrivateKey struct{ k *sm2.PrivateKey }
+// PrivateKey is an SM2 private key: either held in this process, or kept
+// in a key store (NewStoreKey) that signs on the key's behalf and never
+// hands the private half out.
+type PrivateKey struct {
+	k     *sm2.PrivateKey
+	store *storeKey
+}
+
+type storeKey struct {
+	pub  *PublicKey
+	sign func(uid, msg []byte) ([]byte, error)
+}
+
+// NewStoreKey returns a PrivateKey whose private half stays in a key store
+// (a hardware module, or the platform's wrapped-key store): SignUID, Sign
+// and SignRaw call sign, which must return an ASN.1 DER SM2 signature of
+// msg under uid (ZA with SM3) by the private key of pub. Bytes panics and
+// MarshalPrivateKeyPEM fails for such a key.
+func NewStoreKey(pub *PublicKey, sign func(uid, msg []byte) ([]byte, error)) *PrivateKey {
+	return &PrivateKey{store: &storeKey{pub: pub, sign: sign}}
+}
+
+// InStore reports whether the key's private half is kept in a key store.
+func (k *PrivateKey) InStore() bool { return k.store != nil }
 
 // PublicKey is an SM2 public key.
 type PublicKey struct{ k *ecdsa.PublicKey }
@@ -43,7 +65,7 @@ func GenerateKey(random io.Reader) (*PrivateKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &PrivateKey{k}, nil
+	return &PrivateKey{k: k}, nil
 }
 
 // DeterministicKey derives a valid SM2 key from seed. It exists for seeded
@@ -59,19 +81,27 @@ func DeterministicKey(seed []byte) *PrivateKey {
 		}
 		k, err := sm2.NewPrivateKeyFromInt(d)
 		if err == nil {
-			return &PrivateKey{k}
+			return &PrivateKey{k: k}
 		}
 	}
 }
 
 // Public returns the key's public half.
-func (k *PrivateKey) Public() *PublicKey { return &PublicKey{&k.k.PublicKey} }
+func (k *PrivateKey) Public() *PublicKey {
+	if k.store != nil {
+		return k.store.pub
+	}
+	return &PublicKey{&k.k.PublicKey}
+}
 
 // Sign signs msg with SM2 (ZA with DefaultUID, SM3), ASN.1 DER encoded.
 func (k *PrivateKey) Sign(msg []byte) ([]byte, error) { return k.SignUID(DefaultUID, msg) }
 
 // SignUID signs msg with SM2 using the given user ID.
 func (k *PrivateKey) SignUID(uid, msg []byte) ([]byte, error) {
+	if k.store != nil {
+		return k.store.sign(uid, msg)
+	}
 	return k.k.Sign(rand.Reader, msg, sm2.NewSM2SignerOption(true, uid))
 }
 
@@ -108,8 +138,12 @@ func ParsePublicKey(b []byte) (*PublicKey, error) {
 	return &PublicKey{k}, nil
 }
 
-// Bytes returns the 32-byte private scalar.
+// Bytes returns the 32-byte private scalar. It panics for a key kept in a
+// key store (InStore), whose scalar is not in this process.
 func (k *PrivateKey) Bytes() []byte {
+	if k.store != nil {
+		panic("gmcrypto: the private half of a key-store key never leaves the store")
+	}
 	b := make([]byte, 32)
 	k.k.D.FillBytes(b)
 	return b
@@ -124,11 +158,14 @@ func ParsePrivateKey(b []byte) (*PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gmcrypto: SM2 private key: %w", err)
 	}
-	return &PrivateKey{k}, nil
+	return &PrivateKey{k: k}, nil
 }
 
 // MarshalPrivateKeyPEM encodes k as a PKCS#8 "PRIVATE KEY" PEM block.
 func MarshalPrivateKeyPEM(k *PrivateKey) ([]byte, error) {
+	if k.store != nil {
+		return nil, errors.New("gmcrypto: the private half of a key-store key never leaves the store")
+	}
 	der, err := smx509.MarshalPKCS8PrivateKey(k.k)
 	if err != nil {
 		return nil, err
@@ -150,7 +187,7 @@ func ParsePrivateKeyPEM(b []byte) (*PrivateKey, error) {
 	if !ok {
 		return nil, errors.New("gmcrypto: the PEM key is not an SM2 key")
 	}
-	return &PrivateKey{k}, nil
+	return &PrivateKey{k: k}, nil
 }
 
 // MarshalPublicKeyPEM encodes p as a PKIX "PUBLIC KEY" PEM block.
