@@ -61,6 +61,8 @@ var layer = map[string]int{
 	"httpapi":            70,
 	"app":                80,
 	"app/apptest":        85, // a seeded platform for end-to-end tests
+	"loadgen":            86, // a load-generating HIS client: talks to the platform over HTTP only
+	"chaos":              87, // crash tests: runs the platform as a child process and checks its store afterwards
 	"cmd/yibao":          90,
 }
 

@@ -35,9 +35,11 @@ func commands() []command {
 		{"sim", "run a simulator on its own port: yibao sim wallet | yibao sim bank", runSim},
 		{"verify", "check a receipt offline with the log's public keys: yibao verify --key VKEY receipt.json", runVerify},
 		{"log", "transparency log tools: yibao log verify", runLog},
+		{"keys", "the key hierarchy: yibao keys list | rotate --data|--signing | reencrypt | check | retire ID", runKeys},
 		{"witness", "follow a log, refusing rollbacks and split views: yibao witness --log URL --key VKEY", runWitness},
 		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
-		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr|settle|log|face", runBench},
+		{"chaos", "crash test R1 under load: yibao chaos crash [--kills N] [--pg DSN]", runChaos},
+		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr|settle|log|face|e2e", runBench},
 		{"version", "print the version", runVersion},
 	}
 }
