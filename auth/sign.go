@@ -168,10 +168,17 @@ func (s *Service) Verify(ctx context.Context, sr SignedRequest) (*yibao.Principa
 	// The nonce is recorded only for a valid signature, so nobody can burn
 	// another key's nonces.
 	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM request_nonces WHERE seen_at < ?`, now.Add(-2*s.Window).UnixMicro()); err != nil {
+		until, err := forgottenUntil(ctx, tx)
+		if err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES (?, ?, ?)`, sr.KeyID, sr.Nonce, now.UnixMicro())
+		if err := s.mayBeForgotten(ts, until); err != nil {
+			return err
+		}
+		if err := s.forgetOldNonces(ctx, tx, now, until); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES (?, ?, ?)`, sr.KeyID, sr.Nonce, now.UnixMicro())
 		return err
 	})
 	if sqlstore.IsUniqueViolation(err) {
@@ -384,6 +391,13 @@ func (s *Service) VerifyTIF(ctx context.Context, paasid, timestamp, nonce, signa
 	}
 	if contract != string(yibao.ContractActive) {
 		return nil, yibao.Errorf(yibao.CodeForbidden, "institution %s's agreement is %s", code, contract)
+	}
+	until, err := forgottenUntil(ctx, s.db)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayBeForgotten(ts, until); err != nil {
+		return nil, err
 	}
 	_, err = s.db.Exec(ctx, `INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES (?, ?, ?)`, "tif:"+paasid, nonce, now.UnixMicro())
 	if sqlstore.IsUniqueViolation(err) {

@@ -81,14 +81,21 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 	th := gmcrypto.SM3([]byte(token))
 	exp := now.Add(s.cfg.TokenTTL)
 	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM ecert_used_codes WHERE used_at < ?`, now.Add(-10*time.Minute).UnixMicro()); err != nil {
+		until, err := forgottenUntil(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := s.mayBeForgotten(c, until); err != nil {
+			return err
+		}
+		if err := forgetOldCodes(ctx, tx, now, until); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO ecert_used_codes (code_id, cert_id, fixmedins_code, binding_id, proxy_psn_no, used_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			id[:], certID, p.Institution, bindingID, proxy, now.UnixMicro()); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		_, err = tx.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			th[:], certID, psn, p.Institution, bindingID, exp.UnixMicro(), now.UnixMicro())
 		return err
 	})
@@ -129,10 +136,25 @@ func (s *Service) TokenPerson(ctx context.Context, token string) (psn, certID st
 	return psn, certID, err
 }
 
-// BindToken records the visit an ecToken was used for.
+// BindToken records the visit an ecToken was used for. A token may open
+// more than one visit at its institution within its lifetime; each
+// further visit gets a row of its own (keyed by the SM3 of the token and
+// the visit), so that VisitIdentifiedBy knows how every visit's person
+// was identified — a face-issued token's second visit is face-identified
+// too, and capped like the first.
 func (s *Service) BindToken(ctx context.Context, token, mdtrtID string) error {
 	th := gmcrypto.SM3([]byte(token))
-	_, err := s.db.Exec(ctx, `UPDATE ec_tokens SET mdtrt_id = ? WHERE token_hash = ? AND mdtrt_id = ''`, mdtrtID, th[:])
+	res, err := s.db.Exec(ctx, `UPDATE ec_tokens SET mdtrt_id = ? WHERE token_hash = ? AND mdtrt_id = ''`, mdtrtID, th[:])
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
+	}
+	vh := gmcrypto.SM3([]byte(token + "\x00" + mdtrtID))
+	_, err = s.db.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, mdtrt_id, expires_at, created_at)
+		SELECT ?, cert_id, psn_no, fixmedins_code, binding_id, ?, expires_at, ? FROM ec_tokens WHERE token_hash = ? AND mdtrt_id <> ?
+		ON CONFLICT (token_hash) DO NOTHING`, vh[:], mdtrtID, s.now().UnixMicro(), th[:], mdtrtID)
 	return err
 }
 
@@ -172,7 +194,8 @@ func (s *Service) Verifier() *code.Verifier { return s.verify }
 // used. It is consumed like a code shown at a counter. what names the
 // approval in the used-code record.
 func (s *Service) Authorize(ctx context.Context, bindingID, text, what string) (psn string, err error) {
-	if _, err := requireChannel(ctx); err != nil {
+	ch, err := requireChannel(ctx)
+	if err != nil {
 		return "", err
 	}
 	now := s.now()
@@ -183,7 +206,7 @@ func (s *Service) Authorize(ctx context.Context, bindingID, text, what string) (
 	devHash := gmcrypto.SM3(c.Credential.Device.Bytes())
 	var certID, status string
 	err = s.db.QueryRow(ctx, `SELECT d.cert_id, d.status, e.psn_no FROM ecert_devices d JOIN ecerts e ON e.cert_id = d.cert_id
-		WHERE d.device_key_hash = ? AND d.binding_id = ?`, devHash[:], bindingID).Scan(&certID, &status, &psn)
+		WHERE d.device_key_hash = ? AND d.binding_id = ? AND d.channel_id = ?`, devHash[:], bindingID, ch.Subject).Scan(&certID, &status, &psn)
 	if notFound(err) {
 		return "", yibao.Errorf(yibao.CodeBadSignature, "device_mismatch: the code was not made by this device")
 	}
@@ -192,6 +215,13 @@ func (s *Service) Authorize(ctx context.Context, bindingID, text, what string) (
 	}
 	if status != "active" || certID != c.Credential.CertID.String() {
 		return "", yibao.Errorf(yibao.CodeForbidden, "device_revoked: this device's e-certificate binding is not active")
+	}
+	until, err := forgottenUntil(ctx, s.db)
+	if err != nil {
+		return "", err
+	}
+	if err := s.mayBeForgotten(c, until); err != nil {
+		return "", err
 	}
 	id := c.ID()
 	_, err = s.db.Exec(ctx, `INSERT INTO ecert_used_codes (code_id, cert_id, fixmedins_code, binding_id, proxy_psn_no, used_at) VALUES (?, ?, ?, ?, '', ?)`,
@@ -237,7 +267,9 @@ func (s *Service) IssueToken(ctx context.Context, psnNo, fixmedinsCode, via stri
 // or "" for a visit opened without a token.
 func (s *Service) VisitIdentifiedBy(ctx context.Context, mdtrtID string) (string, error) {
 	var via string
-	err := s.db.QueryRow(ctx, `SELECT binding_id FROM ec_tokens WHERE mdtrt_id = ? ORDER BY created_at DESC LIMIT 1`, mdtrtID).Scan(&via)
+	// "mdtrt_id <> ''" lets SQLite use the partial index ec_tokens_visit;
+	// with a bound parameter alone it cannot tell and scans every token.
+	err := s.db.QueryRow(ctx, `SELECT binding_id FROM ec_tokens WHERE mdtrt_id = ? AND mdtrt_id <> '' ORDER BY created_at DESC LIMIT 1`, mdtrtID).Scan(&via)
 	if notFound(err) {
 		return "", nil
 	}

@@ -81,7 +81,11 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 		}
 	}
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() +
-		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)"
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+		// Each connection caches 16 MiB of pages and reads the file through
+		// a memory map: profiles showed page reads (a pread each) at an
+		// eighth of a settlement's CPU with SQLite's 2 MB default.
+		"&_pragma=cache_size(-16384)&_pragma=mmap_size(1073741824)"
 	w, err := sql.Open("sqlite", base+"&_txlock=immediate")
 	if err != nil {
 		return nil, err
@@ -198,8 +202,8 @@ func (db *DB) Rebind(query string) string {
 // Exec runs a write statement in a transaction of its own, with '?'
 // placeholders. On SQLite it joins the group commit (see WriteTx).
 func (db *DB) Exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if db.group != nil {
-		return db.groupExec(ctx, query, args...)
+	if db.group != nil || HasEffect(ctx) {
+		return db.execTx(ctx, query, args...)
 	}
 	return db.write.ExecContext(ctx, db.Rebind(query), args...)
 }
@@ -276,6 +280,7 @@ func (tx *Tx) Dialect() Dialect { return tx.db.Dialect }
 // share group commits (group.go) and run again alone if a shared commit
 // fails. On SQLite fn must not call WriteTx or Exec itself.
 func (db *DB) WriteTx(ctx context.Context, fn func(*Tx) error) error {
+	fn = withEffect(ctx, fn)
 	if db.group != nil {
 		return db.group.submit(ctx, fn)
 	}
