@@ -18,7 +18,8 @@ const (
 	CodeTooLarge        Code = "request_too_large" // the body exceeds the size limit
 	CodeUnsupportedType Code = "unsupported_media" // wrong Content-Type
 	CodeIdemRequired    Code = "idempotency_key_required"
-	CodeIdemConflict    Code = "idempotency_conflict" // same key, different request, or still in flight
+	CodeIdemConflict    Code = "idempotency_conflict"     // same key, different request, or still in flight
+	CodeIdemLost        Code = "idempotency_outcome_lost" // the first request committed changes, then the platform restarted before answering
 
 	// Identity and access.
 	CodeUnauthenticated Code = "unauthenticated"   // no or bad credentials
@@ -45,7 +46,7 @@ const (
 
 // Codes lists every code, for documentation and the OpenAPI enum.
 var Codes = []Code{
-	CodeInvalid, CodeMalformed, CodeTooLarge, CodeUnsupportedType, CodeIdemRequired, CodeIdemConflict,
+	CodeInvalid, CodeMalformed, CodeTooLarge, CodeUnsupportedType, CodeIdemRequired, CodeIdemConflict, CodeIdemLost,
 	CodeUnauthenticated, CodeBadSignature, CodeReplay, CodeForbidden,
 	CodeNotFound, CodeConflict, CodePrecondition, CodeRateLimited,
 	CodeInsufficientFunds, CodeCreditLimitExceeded,

@@ -36,6 +36,8 @@ const (
 
 var nonceRe = regexp.MustCompile(`^[A-Za-z0-9_-]{16,64}$`)
 
+var keyIDRe = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+
 // CanonicalString is what a signed request signs:
 //
 //	METHOD \n REQUEST-URI \n TIMESTAMP \n NONCE \n hex(SM3(body))
@@ -110,6 +112,11 @@ func (s *Service) Verify(ctx context.Context, sr SignedRequest) (*yibao.Principa
 	}
 	if !nonceRe.MatchString(sr.Nonce) {
 		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be 16–64 letters, digits, '_' or '-'", HeaderNonce)
+	}
+	if !keyIDRe.MatchString(sr.KeyID) {
+		// Never hand arbitrary bytes to the key lookup (PostgreSQL refuses
+		// invalid UTF-8 with an error, not a miss).
+		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be 1–128 printable ASCII characters", HeaderKey)
 	}
 	ts, err := strconv.ParseInt(sr.Timestamp, 10, 64)
 	if err != nil {

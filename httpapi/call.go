@@ -8,9 +8,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"yibao"
 	"yibao/auth"
@@ -47,25 +49,39 @@ type call struct {
 	status    int
 }
 
-// decode reads the JSON body into v, strictly: one object, no unknown
-// fields, right types.
+// decode reads the JSON body into v, strictly: one object and nothing
+// after it, UTF-8, no unknown fields, right types, no key twice (nor in
+// another letter case), no NUL or unpaired surrogate in a string, at most
+// yibao.MaxJSONDepth levels deep. Every refusal is malformed_request.
 func (c *call) decode(v any) error {
 	ct := c.r.Header.Get("Content-Type")
 	if mt, _, _ := mime.ParseMediaType(ct); ct != "" && mt != "application/json" {
 		return yibao.Errorf(yibao.CodeUnsupportedType, "send application/json, not %s", mt)
 	}
-	if len(bytes.TrimSpace(c.body)) == 0 {
+	body := bytes.TrimSpace(c.body)
+	if len(body) == 0 {
 		return yibao.Errorf(yibao.CodeMalformed, "the request body is empty; send a JSON object")
 	}
-	dec := json.NewDecoder(bytes.NewReader(c.body))
+	if !utf8.Valid(body) {
+		return yibao.CheckJSON(body)
+	}
+	if body[0] != '{' {
+		return yibao.Errorf(yibao.CodeMalformed, "the body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			te.Field = bodyPath(reflect.TypeOf(v), te.Field)
+		}
 		return jsonError(err)
 	}
-	if dec.More() {
-		return yibao.Errorf(yibao.CodeMalformed, "the body must hold exactly one JSON value")
+	// More() is false before a stray '}' or ']', so ask for the next token.
+	if _, err := dec.Token(); err != io.EOF {
+		return yibao.Errorf(yibao.CodeMalformed, "the body must hold exactly one JSON value, with nothing after it")
 	}
-	return nil
+	return yibao.CheckJSON(body)
 }
 
 // decodeOptional is decode for bodies that may be left out entirely.
@@ -109,6 +125,38 @@ func jsonError(err error) error {
 	}
 	// Errors from UnmarshalText of typed fields (amounts, ratios).
 	return yibao.Errorf(yibao.CodeMalformed, "invalid value: %v", err)
+}
+
+// bodyPath turns encoding/json's path of a mistyped field into the
+// body's: the Go names of embedded structs, which are not in the body, are
+// dropped ("VisitRequest.psn_no" is "psn_no").
+func bodyPath(t reflect.Type, path string) string {
+	var out []string
+	for _, name := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		if t == nil || t.Kind() != reflect.Struct {
+			out, t = append(out, name), nil
+			continue
+		}
+		var next reflect.Type
+		embedded := false
+		for _, f := range reflect.VisibleFields(t) {
+			tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case f.Anonymous && tag == "" && f.Name == name:
+				next, embedded = f.Type, true
+			case next == nil && (tag == name || (tag == "" && f.Name == name)):
+				next = f.Type
+			}
+		}
+		if !embedded {
+			out = append(out, name)
+		}
+		t = next
+	}
+	return strings.Join(out, ".")
 }
 
 func jsonKind(k string) string {
@@ -177,6 +225,7 @@ var statusOf = map[yibao.Code]int{
 	yibao.CodeUnsupportedType:     http.StatusUnsupportedMediaType,
 	yibao.CodeIdemRequired:        http.StatusBadRequest,
 	yibao.CodeIdemConflict:        http.StatusConflict,
+	yibao.CodeIdemLost:            http.StatusConflict,
 	yibao.CodeUnauthenticated:     http.StatusUnauthorized,
 	yibao.CodeBadSignature:        http.StatusUnauthorized,
 	yibao.CodeReplay:              http.StatusUnauthorized,
@@ -229,9 +278,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) i
 // metrics and idempotent replay.
 type recorder struct {
 	http.ResponseWriter
-	status int
-	buf    bytes.Buffer
-	keep   bool
+	status    int
+	buf       bytes.Buffer
+	keep      bool
+	principal *yibao.Principal // who was authenticated, for logs and refusal audit
 }
 
 func (rw *recorder) WriteHeader(code int) {
@@ -268,12 +318,13 @@ func (s *Server) wrap(rt route) http.Handler {
 		if err != nil {
 			rec.status = s.writeError(rec, r, err)
 		}
+		s.auditRefusal(r, rt, rec)
 		dur := time.Since(start)
 		s.metrics.requests.WithLabelValues(rt.method+" "+rt.path, strconv.Itoa(rec.status)).Inc()
 		s.metrics.duration.WithLabelValues(rt.method + " " + rt.path).Observe(dur.Seconds())
 		attrs := []any{"request_id", RequestID(r.Context()), "method", r.Method, "route", rt.path,
 			"status", rec.status, "duration_ms", float64(dur.Microseconds()) / 1000}
-		if p := yibao.PrincipalFrom(r.Context()); p != nil {
+		if p := rec.principal; p != nil {
 			attrs = append(attrs, "principal", p.ID())
 		}
 		if err != nil {
@@ -298,11 +349,17 @@ func (s *Server) serve(w *recorder, r *http.Request, rt route, limit int64) erro
 		if err != nil {
 			return err
 		}
+		w.principal = p
 		if rt.access == staff && p.Kind != yibao.PrincipalUser {
 			return yibao.Errorf(yibao.CodeForbidden, "this call is for staff sessions, not API keys")
 		}
 		c.principal = p
 		c.r = r.WithContext(yibao.WithPrincipal(r.Context(), p))
+		// JSON is UTF-8 (RFC 8259): refuse other bytes before any
+		// handler, or a stored approval, keeps them.
+		if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); (mt == "" || mt == "application/json") && !utf8.Valid(body) {
+			return yibao.Errorf(yibao.CodeMalformed, "the body is not valid UTF-8 (invalid or overlong byte sequences)")
+		}
 	}
 	if rt.dual && c.principal != nil && c.principal.Kind == yibao.PrincipalUser && r.Context().Value(approvedKey{}) == nil {
 		rt.h = s.prepareApproval(rt)
@@ -315,6 +372,14 @@ func (s *Server) serve(w *recorder, r *http.Request, rt route, limit int64) erro
 
 // authenticate accepts a signed institution request or a bearer session.
 func (s *Server) authenticate(r *http.Request, body []byte) (*yibao.Principal, error) {
+	// Credentials are printable ASCII. HTTP lets other bytes through in
+	// header values, and a key id that is not UTF-8 would reach the key
+	// lookup, where PostgreSQL fails the query (a 500, not a 401).
+	for _, h := range credentialHeaders {
+		if v := r.Header.Get(h); !printableASCII(v) {
+			return nil, yibao.Errorf(yibao.CodeUnauthenticated, "the %s header must be printable ASCII", h)
+		}
+	}
 	if auth.IsSigned(r) {
 		return s.auth.Verify(r.Context(), auth.FromRequest(r, body))
 	}
@@ -326,4 +391,17 @@ func (s *Server) authenticate(r *http.Request, body []byte) (*yibao.Principal, e
 		return s.auth.Authenticate(r.Context(), t)
 	}
 	return nil, yibao.Errorf(yibao.CodeUnauthenticated, "send a bearer token (POST /api/v1/auth/login) or sign the request with an institution key")
+}
+
+// credentialHeaders are the headers authenticate reads.
+var credentialHeaders = []string{"Authorization", auth.HeaderKey, auth.HeaderTimestamp, auth.HeaderNonce, auth.HeaderSignature,
+	auth.HeaderTIFPaasid, auth.HeaderTIFTimestamp, auth.HeaderTIFNonce, auth.HeaderTIFSignature}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

@@ -3,7 +3,10 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
+	"errors"
 	"regexp"
 	"time"
 
@@ -26,7 +29,31 @@ const idemRetention = 24 * time.Hour
 // repeat with anything different, or while the first is still running, is
 // refused with idempotency_conflict. A response with a 5xx status releases
 // the key, so the caller can retry.
+//
+// A reservation left by a process that stopped before answering is
+// released if the call provably changed nothing (no effect mark committed,
+// sqlstore/effect.go), so the retry runs it; if it did change something,
+// the retry gets idempotency_outcome_lost and must read the result.
 func (s *Server) idempotent(c *call, rt route) error {
+	for attempt := 0; ; attempt++ {
+		err := s.idempotentOnce(c, rt)
+		if errors.Is(err, errOrphanReleased) && attempt == 0 {
+			continue
+		}
+		return err
+	}
+}
+
+// errOrphanReleased: a stopped process's reservation was released; reserve again.
+var errOrphanReleased = errors.New("orphaned idempotency reservation released")
+
+func newEpoch() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *Server) idempotentOnce(c *call, rt route) error {
 	key := c.r.Header.Get(HeaderIdempotencyKey)
 	if key == "" {
 		return yibao.Errorf(yibao.CodeIdemRequired, "state-changing calls need an %s header (any unique string, e.g. a UUID)", HeaderIdempotencyKey)
@@ -40,8 +67,8 @@ func (s *Server) idempotent(c *call, rt route) error {
 	now := s.now()
 	reserved := false
 	err := s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-		res, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (principal, idem_key, request_hash, created_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (principal, idem_key) DO NOTHING`, principal, key, h[:], now.UnixMicro())
+		res, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (principal, idem_key, request_hash, created_at, epoch) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (principal, idem_key) DO NOTHING`, principal, key, h[:], now.UnixMicro(), s.epoch)
 		if err != nil {
 			return err
 		}
@@ -65,8 +92,10 @@ func (s *Server) replay(c *call, principal, key string, h []byte) error {
 	var status sql.NullInt64
 	var ctype sql.NullString
 	var resp []byte
-	err := s.db.Write().QueryRowContext(ctx, s.db.Rebind(`SELECT request_hash, status_code, content_type, response
-		FROM idempotency_keys WHERE principal = ? AND idem_key = ?`), principal, key).Scan(&stored, &status, &ctype, &resp)
+	var epoch string
+	var effects int64
+	err := s.db.Write().QueryRowContext(ctx, s.db.Rebind(`SELECT request_hash, status_code, content_type, response, epoch, effects
+		FROM idempotency_keys WHERE principal = ? AND idem_key = ?`), principal, key).Scan(&stored, &status, &ctype, &resp, &epoch, &effects)
 	if err == sql.ErrNoRows {
 		// The first request failed with 5xx and released the key just now.
 		return yibao.Errorf(yibao.CodeIdemConflict, "the first request with this %s failed; retry", HeaderIdempotencyKey)
@@ -76,6 +105,31 @@ func (s *Server) replay(c *call, principal, key string, h []byte) error {
 	}
 	if !bytes.Equal(stored, h) {
 		return yibao.Errorf(yibao.CodeIdemConflict, "this %s was used for a different request", HeaderIdempotencyKey)
+	}
+	if !status.Valid && epoch != s.epoch {
+		// Reserved by a process that has stopped: one ledger writer runs
+		// per database, so no other live process holds reservations.
+		if effects > 0 {
+			return yibao.Errorf(yibao.CodeIdemLost, "the platform restarted after the request with this %s had committed changes but before it answered; read the result (e.g. GET the visit or payment) instead of retrying", HeaderIdempotencyKey)
+		}
+		var released bool
+		err := s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
+			res, err := tx.Exec(ctx, `DELETE FROM idempotency_keys WHERE principal = ? AND idem_key = ? AND epoch = ? AND effects = 0 AND status_code IS NULL`,
+				principal, key, epoch)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			released = n == 1
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if released {
+			return errOrphanReleased
+		}
+		return yibao.Errorf(yibao.CodeIdemConflict, "a request with this %s is being retried concurrently; retry shortly", HeaderIdempotencyKey)
 	}
 	if !status.Valid {
 		return yibao.Errorf(yibao.CodeIdemConflict, "a request with this %s is still being processed; retry shortly", HeaderIdempotencyKey)
@@ -91,6 +145,13 @@ func (s *Server) replay(c *call, principal, key string, h []byte) error {
 // response (or releases the key on a server error).
 func (s *Server) runOnce(c *call, rt route, principal, key string, now time.Time) error {
 	ctx := c.r.Context()
+	// The reserved call runs to its end even if the client hangs up: a
+	// handler cut short after its commit would answer 5xx, release the key
+	// and let the retry run the call again instead of replaying its answer.
+	c.r = c.r.WithContext(sqlstore.WithEffect(context.WithoutCancel(ctx), func(ctx context.Context, tx *sqlstore.Tx) error {
+		_, err := tx.Exec(ctx, `UPDATE idempotency_keys SET effects = effects + 1 WHERE principal = ? AND idem_key = ?`, principal, key)
+		return err
+	}))
 	herr := rt.h(c)
 	rec := c.w.(*recorder)
 	st := rec.status
@@ -101,11 +162,24 @@ func (s *Server) runOnce(c *call, rt route, principal, key string, now time.Time
 	}
 	bg := context.WithoutCancel(ctx)
 	if st >= 500 || st == 0 {
+		// Released only if the call changed nothing; a call that committed
+		// part of its work keeps its (error) answer, so a retry replays it
+		// instead of running the rest twice.
+		released := false
 		s.db.WriteTx(bg, func(tx *sqlstore.Tx) error {
-			_, err := tx.Exec(bg, `DELETE FROM idempotency_keys WHERE principal = ? AND idem_key = ?`, principal, key)
+			res, err := tx.Exec(bg, `DELETE FROM idempotency_keys WHERE principal = ? AND idem_key = ? AND effects = 0`, principal, key)
+			if err == nil {
+				n, _ := res.RowsAffected()
+				released = n == 1
+			}
 			return err
 		})
-		return nil
+		if released {
+			return nil
+		}
+		if st == 0 {
+			st = s.writeError(rec, c.r, yibao.Errorf(yibao.CodeInternal, "the call ended without an answer after committing changes"))
+		}
 	}
 	if err := s.db.WriteTx(bg, func(tx *sqlstore.Tx) error {
 		if _, err := tx.Exec(bg, `DELETE FROM idempotency_keys WHERE created_at < ?`, now.Add(-idemRetention).UnixMicro()); err != nil {

@@ -70,6 +70,9 @@ type Server struct {
 	metrics     *metrics
 	promReg     *prometheus.Registry
 	now         func() time.Time
+	// epoch names this process in idempotency reservations, so that a
+	// reservation left by a stopped process is told from one in flight.
+	epoch string
 }
 
 // Deps are the services the API serves.
@@ -103,7 +106,7 @@ func New(cfg Config, d Deps, log *slog.Logger) *Server {
 	if cfg.MaxImportBytes <= 0 {
 		cfg.MaxImportBytes = 64 << 20
 	}
-	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, funds: d.Funds, face: d.Face, auditWriter: d.AuditW, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now}
+	s := &Server{cfg: cfg, db: d.DB, registry: d.Registry, auth: d.Auth, settle: d.Settlement, ledger: d.Ledger, ecert: d.Ecert, nhsa: d.NHSA, delivery: d.Delivery, pay: d.Pay, audit: d.Audit, review: d.Review, credit: d.Credit, funds: d.Funds, face: d.Face, auditWriter: d.AuditW, auditOrigin: d.AuditOrigin, auditKeys: d.AuditKeys, log: log, now: time.Now, epoch: newEpoch()}
 	s.promReg = prometheus.NewRegistry()
 	s.promReg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)

@@ -23,13 +23,18 @@ func Yuan(n int64) Fen { return Fen(n * 100) }
 // ErrSyntax is returned when a yuan string cannot be parsed.
 var ErrSyntax = errors.New("money: invalid yuan amount")
 
-// ErrRange is returned when an amount does not fit in int64 fen.
+// ErrRange is returned when an amount is larger than MaxAmount.
 var ErrRange = errors.New("money: amount out of range")
+
+// MaxAmount is the largest amount ParseYuan accepts, of either sign:
+// 2^53−1 fen, about 90 trillion yuan. No real amount comes near it, and
+// beyond it a client that holds amounts as IEEE doubles would lose fen.
+const MaxAmount Fen = 1<<53 - 1
 
 // ParseYuan parses a decimal yuan string such as "12", "12.3", "-0.05" or
 // "1234.56" into Fen. More than two decimal places, exponents, spaces,
-// thousands separators and empty strings are rejected: an amount from a
-// hospital is either exact to the fen or wrong.
+// thousands separators, empty strings and amounts beyond MaxAmount are
+// rejected: an amount from a hospital is either exact to the fen or wrong.
 func ParseYuan(s string) (Fen, error) {
 	if s == "" || len(s) > 24 {
 		return 0, fmt.Errorf("%w: %q", ErrSyntax, s)
@@ -60,6 +65,9 @@ func ParseYuan(s string) (Fen, error) {
 	}
 	f, _ := strconv.ParseInt(fracPart, 10, 64)
 	v := Fen(y*100 + f)
+	if v > MaxAmount {
+		return 0, fmt.Errorf("%w: %q", ErrRange, s)
+	}
 	if neg {
 		v = -v
 	}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -58,6 +59,27 @@ var (
 	maxInput = 40000
 )
 
+// parseEnvelope decodes a message body into its envelope: one JSON object
+// and nothing after it, UTF-8, no key twice (nor in another letter case),
+// no NUL or unpaired surrogate in any string, input included — what
+// encoding/json would otherwise pass on silently or store. Numbers are
+// kept as written (json.Number).
+func parseEnvelope(body []byte) (*Request, error) {
+	var r Request
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&r); err != nil {
+		return nil, failf("报文不是合法的JSON (%v)", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, failf("报文不是合法的JSON (one JSON object, with nothing after it)")
+	}
+	if err := yibao.CheckJSON(body); err != nil {
+		return nil, failf("报文不是合法的JSON (%s)", yibao.ErrorMessage(err))
+	}
+	return &r, nil
+}
+
 // fail is a refused message: infcode -1 with a precise err_msg.
 type fail struct{ msg string }
 
@@ -95,7 +117,7 @@ func (r *Request) validate(pathInfno string, now time.Time) error {
 	if pathInfno != "" && pathInfno != r.Infno {
 		return failf("路径中的交易编号 %s 与报文 infno %s 不一致", pathInfno, r.Infno)
 	}
-	if len(r.Msgid) != 30 || !strings.HasPrefix(r.Msgid, r.FixmedinsCode) {
+	if len(r.Msgid) != 30 || !strings.HasPrefix(r.Msgid, r.FixmedinsCode) || len(r.FixmedinsCode)+14 > len(r.Msgid) {
 		return failf("msgid %q 格式错误: 30 characters, the fixmedins_code then yyyyMMddHHmmss then a sequence", r.Msgid)
 	}
 	if _, err := time.Parse(msgTime, r.Msgid[len(r.FixmedinsCode):len(r.FixmedinsCode)+14]); err != nil {

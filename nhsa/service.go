@@ -96,12 +96,10 @@ func (s *Service) Handle(ctx context.Context, body []byte, pathInfno string) *Re
 		resp.Output = out
 		return resp
 	}
-	var r Request
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&r); err != nil {
+	r, err := parseEnvelope(body)
+	if err != nil {
 		resp.InfRefmsgid = refID("000000", recv)
-		return finish(nil, failf("报文不是合法的JSON (%v)", err))
+		return finish(nil, err)
 	}
 	resp.InfRefmsgid = refID(r.MdtrtareaAdmvs, recv)
 	if err := r.validate(pathInfno, recv); err != nil {
@@ -120,15 +118,20 @@ func (s *Service) Handle(ctx context.Context, body []byte, pathInfno string) *Re
 	}
 	// msgid idempotency: claim the id, run, store the answer. A repeat
 	// with the same content gets the stored answer; other content is refused.
+	// Once claimed, the message runs and its answer (or the release of the
+	// claim) is written even if the HIS hangs up meanwhile: otherwise a
+	// message cut short after its commit leaves the msgid claimed with no
+	// answer, and every resend is told "being processed" for ever.
+	ctx = context.WithoutCancel(ctx)
 	hash := gmcrypto.SM3(append([]byte(r.Infno+"\n"), r.Input...))
 	hashHex := hex.EncodeToString(hash[:])
-	if old, ok, err := s.replay(ctx, &r, hashHex); err != nil || ok {
+	if old, ok, err := s.replay(ctx, r, hashHex); err != nil || ok {
 		if err != nil {
 			return finish(nil, err)
 		}
 		return old
 	}
-	out, ref, err := h(s, ctx, &r)
+	out, ref, err := h(s, ctx, r)
 	if err != nil {
 		s.db.Exec(ctx, `DELETE FROM nhsa_messages WHERE msgid = ? AND response = ''`, r.Msgid)
 		return finish(nil, err)
@@ -167,7 +170,9 @@ func (s *Service) replay(ctx context.Context, r *Request, hash string) (*Respons
 		return nil, false, failf("msgid %s 正在处理中 (the same message is being processed; retry shortly)", r.Msgid)
 	}
 	var old Response
-	if err := json.Unmarshal([]byte(stored), &old); err != nil {
+	dec := json.NewDecoder(strings.NewReader(stored))
+	dec.UseNumber() // amounts replay as first written ("900.00"), not re-spelt as 900
+	if err := dec.Decode(&old); err != nil {
 		return nil, false, err
 	}
 	return &old, true, nil

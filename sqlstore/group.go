@@ -231,10 +231,11 @@ func (db *DB) GroupStats() GroupStats {
 	return db.group.stats
 }
 
-// groupExec runs one statement through the group committer.
-func (db *DB) groupExec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+// execTx runs one statement as a WriteTx (so it joins the group commit on
+// SQLite and carries the context's effect mark).
+func (db *DB) execTx(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	var res sql.Result
-	err := db.group.submit(ctx, func(tx *Tx) error {
+	err := db.WriteTx(ctx, func(tx *Tx) error {
 		var err error
 		res, err = tx.Exec(ctx, query, args...)
 		return err

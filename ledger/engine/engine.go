@@ -377,12 +377,25 @@ func (e *Engine) applyUnit(ctx context.Context, tx *sqlstore.Tx, r *request, now
 		res.Transfers[i] = x.Transfer
 		res.Replayed = res.Replayed && x.Existed
 	}
-	if u.Statements != nil && !res.Replayed {
+	stmts := u.Statements
+	if sqlstore.HasEffect(r.ctx) {
+		// The caller's effect mark commits with the unit (sqlstore/effect.go).
+		own := stmts
+		stmts = func(ctx context.Context, tx *sqlstore.Tx) error {
+			if own != nil {
+				if err := own(ctx, tx); err != nil {
+					return err
+				}
+			}
+			return sqlstore.RunEffect(ctx, tx)
+		}
+	}
+	if stmts != nil && !res.Replayed {
 		if _, err := tx.Exec(ctx, "SAVEPOINT unit"); err != nil {
 			e.book.Rollback()
 			return reply{err: err}
 		}
-		if err := u.Statements(r.ctx, tx); err != nil {
+		if err := stmts(r.ctx, tx); err != nil {
 			if _, rerr := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT unit"); rerr != nil {
 				// The transaction itself is broken; fail the batch so each
 				// unit is retried alone.
