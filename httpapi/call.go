@@ -38,6 +38,10 @@ type route struct {
 	// administrator's approval instead of running (approvals.go).
 	dual bool
 	h    func(c *call) error
+	// refuse, if set, renders the errors raised before the handler runs
+	// (an oversized body, say) in the route's own format instead of the
+	// REST error object; it returns the HTTP status it wrote.
+	refuse func(w http.ResponseWriter, err error) int
 }
 
 // call is one request in flight.
@@ -315,7 +319,10 @@ func (s *Server) wrap(rt route) http.Handler {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: w, keep: rt.idempotent}
 		err := s.serve(rec, r, rt, limit)
-		if err != nil {
+		switch {
+		case err != nil && rt.refuse != nil:
+			rec.status = rt.refuse(rec, err)
+		case err != nil:
 			rec.status = s.writeError(rec, r, err)
 		}
 		s.auditRefusal(r, rt, rec)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"yibao"
 	"yibao/nhsa"
@@ -14,8 +15,8 @@ import (
 // client code checks.
 func (s *Server) nhsaRoutes() []route {
 	return []route{
-		{method: "POST", path: "/fsi/api/rsfComIfsService/callService", access: public, maxBody: 1 << 20, h: s.nhsaCall},
-		{method: "POST", path: "/fsi/api/rsfComIfsService/callService/{infno}", access: public, maxBody: 1 << 20, h: s.nhsaCall},
+		{method: "POST", path: "/fsi/api/rsfComIfsService/callService", access: public, maxBody: 1 << 20, h: s.nhsaCall, refuse: nhsaRefuse},
+		{method: "POST", path: "/fsi/api/rsfComIfsService/callService/{infno}", access: public, maxBody: 1 << 20, h: s.nhsaCall, refuse: nhsaRefuse},
 	}
 }
 
@@ -39,6 +40,20 @@ func (s *Server) nhsaCall(c *call) error {
 	enc := json.NewEncoder(c.w)
 	enc.SetEscapeHTML(false)
 	return enc.Encode(resp)
+}
+
+// nhsaRefuse answers a request refused before it was read (too large,
+// say) as the national interface answers everything: an envelope with
+// infcode -1 and HTTP 200.
+func nhsaRefuse(w http.ResponseWriter, err error) int {
+	now := time.Now().In(yibao.ChinaTime)
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(nhsa.Response{Infcode: -1, RefmsgTime: now.Format("20060102150405"), RespondTime: now.Format("20060102150405"),
+		ErrMsg: string(yibao.ErrorCode(err)) + ": " + yibao.ErrorMessage(err)})
+	return http.StatusOK
 }
 
 // mobileRoutes are the mobile-payment center's paths (6201–6401).
