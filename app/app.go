@@ -500,6 +500,9 @@ func (a *App) refreshKeys(ctx context.Context) {
 
 // Close stops the ledger writer and releases the database.
 func (a *App) Close() error {
+	if a.API != nil {
+		a.API.Close()
+	}
 	if a.Wallets != nil {
 		a.Wallets.Close()
 	}

@@ -107,6 +107,52 @@ func FromRequest(r *http.Request, body []byte) SignedRequest {
 // never seen for this key. Errors: unauthenticated, bad_signature,
 // replayed_request.
 func (s *Service) Verify(ctx context.Context, sr SignedRequest) (*yibao.Principal, error) {
+	return s.verify(ctx, sr, false, nil)
+}
+
+// VerifyLater is Verify without recording the nonce: the caller must run
+// the returned NonceWrite's Record inside a write transaction of its own
+// (and refuse the request if it fails) before acting on the request. It
+// lets the HTTP layer record the nonce in the same commit as the
+// request's idempotency reservation, one durable commit instead of two.
+func (s *Service) VerifyLater(ctx context.Context, sr SignedRequest) (*yibao.Principal, *NonceWrite, error) {
+	var nw *NonceWrite
+	p, err := s.verify(ctx, sr, true, &nw)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, nw, nil
+}
+
+// NonceWrite records a verified request's nonce.
+type NonceWrite struct {
+	s            *Service
+	keyID, nonce string
+	ts           int64
+	now          time.Time
+}
+
+// Record stores the nonce in tx. A nonce seen before is replayed_request.
+func (nw *NonceWrite) Record(tx *sqlstore.Tx) error {
+	ctx := context.Background()
+	until, err := forgottenUntil(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := nw.s.mayBeForgotten(nw.ts, until); err != nil {
+		return err
+	}
+	if err := nw.s.forgetOldNonces(ctx, tx, nw.now, until); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES (?, ?, ?)`, nw.keyID, nw.nonce, nw.now.UnixMicro())
+	if sqlstore.IsUniqueViolation(err) {
+		return yibao.Errorf(yibao.CodeReplay, "this nonce was already used; every request needs a new one")
+	}
+	return err
+}
+
+func (s *Service) verify(ctx context.Context, sr SignedRequest, later bool, deferred **NonceWrite) (*yibao.Principal, error) {
 	if sr.KeyID == "" || sr.Timestamp == "" || sr.Nonce == "" || sr.Signature == "" {
 		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "signed requests need %s, %s, %s and %s", HeaderKey, HeaderTimestamp, HeaderNonce, HeaderSignature)
 	}
@@ -174,24 +220,10 @@ func (s *Service) Verify(ctx context.Context, sr SignedRequest) (*yibao.Principa
 	}
 	// The nonce is recorded only for a valid signature, so nobody can burn
 	// another key's nonces.
-	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-		until, err := forgottenUntil(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if err := s.mayBeForgotten(ts, until); err != nil {
-			return err
-		}
-		if err := s.forgetOldNonces(ctx, tx, now, until); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO request_nonces (key_id, nonce, seen_at) VALUES (?, ?, ?)`, sr.KeyID, sr.Nonce, now.UnixMicro())
-		return err
-	})
-	if sqlstore.IsUniqueViolation(err) {
-		return nil, yibao.Errorf(yibao.CodeReplay, "this nonce was already used; every request needs a new one")
-	}
-	if err != nil {
+	nw := &NonceWrite{s: s, keyID: sr.KeyID, nonce: sr.Nonce, ts: ts, now: now}
+	if later {
+		*deferred = nw
+	} else if err := s.db.WriteTx(ctx, nw.Record); err != nil {
 		return nil, err
 	}
 	if channel {

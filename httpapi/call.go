@@ -51,6 +51,8 @@ type call struct {
 	body      []byte
 	principal *yibao.Principal
 	status    int
+	// nonce: a signed request's nonce, not yet recorded (serve).
+	nonce *auth.NonceWrite
 }
 
 // decode reads the JSON body into v, strictly: one object and nothing
@@ -352,9 +354,28 @@ func (s *Server) serve(w *recorder, r *http.Request, rt route, limit int64) erro
 	}
 	c := &call{w: w, r: r, body: body}
 	if rt.access != public {
-		p, err := s.authenticate(r, body)
+		p, nonce, err := s.authenticateLater(r, body)
 		if err != nil {
 			return err
+		}
+		if nonce != nil {
+			// The nonce commits with the idempotency reservation; any
+			// other path records it before the request goes further.
+			c.nonce = nonce
+			defer func() {
+				if c.nonce != nil {
+					if err := s.db.WriteTx(r.Context(), c.nonce.Record); err != nil {
+						s.log.ErrorContext(r.Context(), "request nonce not recorded", "err", err)
+					}
+				}
+			}()
+			if !rt.idempotent {
+				if err := s.db.WriteTx(r.Context(), nonce.Record); err != nil {
+					c.nonce = nil
+					return err
+				}
+				c.nonce = nil
+			}
 		}
 		w.principal = p
 		if rt.access == staff && p.Kind != yibao.PrincipalUser {
@@ -379,25 +400,42 @@ func (s *Server) serve(w *recorder, r *http.Request, rt route, limit int64) erro
 
 // authenticate accepts a signed institution request or a bearer session.
 func (s *Server) authenticate(r *http.Request, body []byte) (*yibao.Principal, error) {
+	p, nonce, err := s.authenticateLater(r, body)
+	if err == nil && nonce != nil {
+		err = s.db.WriteTx(r.Context(), nonce.Record)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// authenticateLater is authenticate that leaves a signed request's nonce
+// for the caller to record (auth.VerifyLater).
+func (s *Server) authenticateLater(r *http.Request, body []byte) (*yibao.Principal, *auth.NonceWrite, error) {
 	// Credentials are printable ASCII. HTTP lets other bytes through in
 	// header values, and a key id that is not UTF-8 would reach the key
 	// lookup, where PostgreSQL fails the query (a 500, not a 401).
 	for _, h := range credentialHeaders {
 		if v := r.Header.Get(h); !printableASCII(v) {
-			return nil, yibao.Errorf(yibao.CodeUnauthenticated, "the %s header must be printable ASCII", h)
+			return nil, nil, yibao.Errorf(yibao.CodeUnauthenticated, "the %s header must be printable ASCII", h)
 		}
 	}
 	if auth.IsSigned(r) {
-		return s.auth.Verify(r.Context(), auth.FromRequest(r, body))
+		return s.auth.VerifyLater(r.Context(), auth.FromRequest(r, body))
 	}
-	if r.Header.Get(auth.HeaderTIFPaasid) != "" {
-		return s.auth.VerifyTIF(r.Context(), r.Header.Get(auth.HeaderTIFPaasid), r.Header.Get(auth.HeaderTIFTimestamp),
+	var p *yibao.Principal
+	var err error
+	switch {
+	case r.Header.Get(auth.HeaderTIFPaasid) != "":
+		p, err = s.auth.VerifyTIF(r.Context(), r.Header.Get(auth.HeaderTIFPaasid), r.Header.Get(auth.HeaderTIFTimestamp),
 			r.Header.Get(auth.HeaderTIFNonce), r.Header.Get(auth.HeaderTIFSignature))
+	case bearer(r) != "":
+		p, err = s.auth.Authenticate(r.Context(), bearer(r))
+	default:
+		err = yibao.Errorf(yibao.CodeUnauthenticated, "send a bearer token (POST /api/v1/auth/login) or sign the request with an institution key")
 	}
-	if t := bearer(r); t != "" {
-		return s.auth.Authenticate(r.Context(), t)
-	}
-	return nil, yibao.Errorf(yibao.CodeUnauthenticated, "send a bearer token (POST /api/v1/auth/login) or sign the request with an institution key")
+	return p, nil, err
 }
 
 // credentialHeaders are the headers authenticate reads.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,9 @@ type Server struct {
 	// epoch names this process in idempotency reservations, so that a
 	// reservation left by a stopped process is told from one in flight.
 	epoch string
+	// pending counts idempotency answers still being stored.
+	pending sync.WaitGroup
+	storing sync.Map // principal NUL key → chan closed once its answer is stored
 }
 
 // Deps are the services the API serves.
