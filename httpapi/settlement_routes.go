@@ -257,7 +257,12 @@ func (s *Server) voidSettlement(c *call) error {
 }
 
 func (s *Server) reverseSettlement(c *call) error {
-	st, err := s.settle.Reverse(c.r.Context(), c.path("setl_id"))
+	// Cash already refunded through the payment is not returned again.
+	refunded, err := s.pay.RefundedFor(c.r.Context(), c.path("setl_id"))
+	if err != nil {
+		return err
+	}
+	st, err := s.settle.ReverseRefunded(c.r.Context(), c.path("setl_id"), refunded)
 	if err != nil {
 		return err
 	}

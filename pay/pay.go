@@ -388,6 +388,14 @@ func (s *Service) list(ctx context.Context, f OrderFilter) ([]Order, error) {
 
 // event appends to an order's timeline inside tx.
 func event(ctx context.Context, tx *sqlstore.Tx, id string, at time.Time, what, detail string) error {
+	if tx.Dialect() == sqlstore.Postgres {
+		// Under read committed two transactions adding an event to one
+		// order (a refund booked while another finishes) would both take
+		// MAX(seq) + 1; the order's row lock makes them number in turn.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM payment_orders WHERE pay_ord_id = ? FOR UPDATE`, id); err != nil {
+			return err
+		}
+	}
 	_, err := tx.Exec(ctx, `INSERT INTO payment_events (pay_ord_id, seq, at, event, detail)
 		SELECT ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ? FROM payment_events WHERE pay_ord_id = ?`, id, micros(at), what, detail, id)
 	return err
@@ -535,4 +543,16 @@ func (s *Service) keepPending(ctx context.Context, setlID string) (bool, error) 
 		return false, err
 	}
 	return (status == StatusPaying && self == LegPaying) || status == StatusReview, nil
+}
+
+// RefundedFor returns how much of a settlement's out-of-pocket leg its
+// payment order has already refunded (0 without an order). A reversal of
+// the settlement must not return that part a second time.
+func (s *Service) RefundedFor(ctx context.Context, setlID string) (money.Fen, error) {
+	var refunded int64
+	err := s.db.QueryRow(ctx, `SELECT refunded FROM payment_orders WHERE setl_id = ?`, setlID).Scan(&refunded)
+	if notFound(err) {
+		return 0, nil
+	}
+	return money.Fen(refunded), err
 }

@@ -133,13 +133,21 @@ func (s *Service) Refund(ctx context.Context, id string, r RefundRequest) (*Refu
 	rf := &Refund{RefundNo: r.RefundNo, OutRefundNo: id + "-" + r.RefundNo, PayOrdID: id, Kind: r.Kind, Amount: r.Amount, Channel: o.Channel,
 		OutTradeNo: o.OutTradeNo, Status: RefundProcessing, Reason: r.Reason, CreatedBy: who.ID(), CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
 	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
+		// A cash refund needs the settlement still standing: reversed
+		// outside this order (POST /settlements/{id}/reverse, 2208), its
+		// mirrored cash leg has already returned the money in our books.
 		res, err := tx.Exec(ctx, `UPDATE payment_orders SET refunded = refunded + ?, version = version + 1, updated_at = ?
-			WHERE pay_ord_id = ? AND version = ? AND refunded + ? <= self_pay AND status IN ('paid', 'partially_refunded')`,
-			int64(r.Amount), micros(now), id, o.version, int64(r.Amount))
+			WHERE pay_ord_id = ? AND version = ? AND refunded + ? <= self_pay AND status IN ('paid', 'partially_refunded')
+			AND (? <> 'cash' OR EXISTS (SELECT 1 FROM settlements WHERE setl_id = payment_orders.setl_id AND status = 'completed'))`,
+			int64(r.Amount), micros(now), id, o.version, int64(r.Amount), r.Kind)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n != 1 {
+			var status string
+			if err := tx.QueryRow(ctx, `SELECT status FROM settlements WHERE setl_id = ?`, o.SetlID).Scan(&status); err == nil && status != "completed" && r.Kind == RefundCash {
+				return yibao.Errorf(yibao.CodePrecondition, "settlement %s of order %s is %s: its out-of-pocket part was returned with it; a cash refund would return it twice (refund kind all sends the patient what is left)", o.SetlID, id, status)
+			}
 			return yibao.Errorf(yibao.CodeConflict, "order %s changed meanwhile (another refund?); look again", id)
 		}
 		if err := insertRefund(ctx, tx, rf); err != nil {

@@ -566,8 +566,10 @@ func (e *Engine) ExpirePending(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, id := range ids {
-		_, err := e.Submit(ctx, Unit{Transfers: []ledger.Transfer{ledger.ExpiryTransfer(id)}})
+		res, err := e.Submit(ctx, Unit{Transfers: []ledger.Transfer{ledger.ExpiryTransfer(id)}})
 		switch r := ledger.ReasonOf(err); {
+		case err == nil && res.Replayed:
+			// Another sweep (or node) expired it first: not ours to count.
 		case err == nil:
 			n++
 		case r == ledger.ReasonPendingPosted || r == ledger.ReasonPendingVoided || r == ledger.ReasonPendingExpired:
