@@ -46,6 +46,7 @@ var layer = map[string]int{
 	"sim/wechatsim":      40, // the providers' servers, simulated
 	"sim/alipaysim":      40,
 	"sim/walletsim":      45,
+	"sim/faultfront":     30, // a front that loses chosen answers (fault tests)
 	"pay":                62,
 	"credit":             61, // credit payment: agreements, holds, statements, repayments, bank files
 	"funds":              61, // fund operations: contributions, crediting, payouts, corrections, dual control

@@ -13,7 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"yibao/pay"
 	"yibao/settlement"
 	"yibao/sim/banksim"
+	"yibao/sim/faultfront"
 )
 
 // The money routes' idempotency under stress (reliability matrix rows R5,
@@ -519,75 +519,12 @@ func testIdempotencyKeyReuseMovesNothing(t *testing.T, r *rig) {
 		refused, statuses[201], won.Amount, statuses[409])
 }
 
-// lostReply is a front for the API that loses the answer of chosen
-// requests: the request runs in full (or, with committed set, has its
-// context cancelled the moment its effect is visible in the database, as
-// when the client hangs up), then the connection is closed without a
-// response.
-type lostReply struct {
-	inner  http.Handler
-	mu     sync.Mutex
-	faults map[string]func() bool // by Idempotency-Key: nil = lose the reply; else hang up once it returns true
-	// cancelled counts requests whose context was cancelled after their
-	// effect was visible and before the handler returned.
-	cancelled atomic.Int64
-}
-
-func (f *lostReply) lose(key string, committed func() bool) {
-	f.mu.Lock()
-	f.faults[key] = committed
-	f.mu.Unlock()
-}
-
-type discard struct{ h http.Header }
-
-func (d *discard) Header() http.Header         { return d.h }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}
-
-func (f *lostReply) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	key := r.Header.Get(httpapi.HeaderIdempotencyKey)
-	f.mu.Lock()
-	committed, ok := f.faults[key]
-	delete(f.faults, key)
-	f.mu.Unlock()
-	if !ok {
-		f.inner.ServeHTTP(w, r)
-		return
-	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	done := make(chan struct{})
-	if committed != nil {
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if committed() {
-					f.cancelled.Add(1)
-					cancel() // the client is gone: its request's context ends
-					return
-				}
-				time.Sleep(100 * time.Microsecond)
-			}
-		}()
-	}
-	f.inner.ServeHTTP(&discard{h: http.Header{}}, r.WithContext(ctx))
-	close(done)
-	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		conn.Close()
-	}
-}
-
 // testReplyLostAfterCommit (R7): the effect commits but the answer never
 // reaches the client — lost on the way, or the client hangs up right
 // after the commit. The client retries with the same key and gets the
 // stored original answer; nothing happens twice.
 func testReplyLostAfterCommit(t *testing.T, r *rig) {
-	front := &lostReply{inner: r.e.app.Handler(), faults: map[string]func() bool{}}
+	front := &faultfront.LostReply{Inner: r.e.app.Handler(), KeyOf: func(r *http.Request) string { return r.Header.Get(httpapi.HeaderIdempotencyKey) }}
 	faulty := httptest.NewServer(front)
 	defer faulty.Close()
 	fresh := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}} // no transparent retry on a reused connection
@@ -600,7 +537,7 @@ func testReplyLostAfterCommit(t *testing.T, r *rig) {
 	try := func(what, path string, body []byte, okStatus int, committed func() bool) answer {
 		t.Helper()
 		key := r.e.idem()
-		front.lose(key, committed)
+		front.Lose(key, committed)
 		if a := r.send(fresh, faulty.URL, path, key, body); a.err == nil {
 			t.Fatalf("%s: the reply was meant to be lost, got %d %s", what, a.status, a.body)
 		}
@@ -694,7 +631,7 @@ func testReplyLostAfterCommit(t *testing.T, r *rig) {
 		}
 	}
 	t.Logf("R7 (REST): %d answers lost after the commit (%d by a client hanging up, %d of those while the handler was still running), %d retries, replayed original answers %d = lost answers; duplicate effects 0",
-		lost, lost/2, front.cancelled.Load(), retries, replayed)
+		lost, lost/2, front.Cancelled(), retries, replayed)
 }
 
 // testBusinessRejectionIsSticky (R8): a money call refused for a business

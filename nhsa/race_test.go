@@ -11,12 +11,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"yibao/money"
 	"yibao/settlement"
+	"yibao/sim/faultfront"
 )
 
 // msgid idempotency and 2601 reversals under stress (reliability matrix
@@ -338,67 +338,6 @@ func TestMsgidRaceAndReversal(t *testing.T) {
 		n, feeExec, feeBusy, n, setlExec, setlBusy, revOK, len(revOther), mirrored, len(st.Legs))
 }
 
-// lostReply is a front for the interface that loses the answer to chosen
-// messages (by msgid): the message runs — with its request's context
-// cancelled the moment committed reports its effect, as when the HIS
-// times out and hangs up — and the connection is closed without an answer.
-type lostReply struct {
-	inner  http.Handler
-	mu     sync.Mutex
-	faults map[string]func() bool
-	// cancelled counts messages whose context was cancelled after their
-	// effect was visible and before the handler returned.
-	cancelled atomic.Int64
-}
-
-type discard struct{ h http.Header }
-
-func (d *discard) Header() http.Header         { return d.h }
-func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
-func (d *discard) WriteHeader(int)             {}
-
-func (f *lostReply) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	var env struct {
-		Msgid string `json:"msgid"`
-	}
-	json.Unmarshal(body, &env)
-	f.mu.Lock()
-	committed, ok := f.faults[env.Msgid]
-	delete(f.faults, env.Msgid)
-	f.mu.Unlock()
-	if !ok {
-		f.inner.ServeHTTP(w, r)
-		return
-	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	done := make(chan struct{})
-	if committed != nil {
-		go func() {
-			for {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				if committed() {
-					f.cancelled.Add(1)
-					cancel()
-					return
-				}
-				time.Sleep(100 * time.Microsecond)
-			}
-		}()
-	}
-	f.inner.ServeHTTP(&discard{h: http.Header{}}, r.WithContext(ctx))
-	close(done)
-	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-		conn.Close()
-	}
-}
-
 // TestMsgidReplyLostAfterCommit (R7 for the national interface): 2204,
 // 2207 and 2601 commit but their answer is lost (on the way, or because
 // the HIS hung up right after the commit). The HIS sends the message
@@ -407,7 +346,15 @@ func (f *lostReply) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestMsgidReplyLostAfterCommit(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	front := &lostReply{inner: e.app.Handler(), faults: map[string]func() bool{}}
+	front := &faultfront.LostReply{Inner: e.app.Handler(), KeyOf: func(r *http.Request) string {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var env struct {
+			Msgid string `json:"msgid"`
+		}
+		json.Unmarshal(body, &env)
+		return env.Msgid
+	}}
 	faulty := httptest.NewServer(front)
 	defer faulty.Close()
 	his := *e.his
@@ -426,9 +373,7 @@ func TestMsgidReplyLostAfterCommit(t *testing.T) {
 	try := func(what, infno string, input any, committed func() bool) (json.RawMessage, string) {
 		t.Helper()
 		msgid := his.NewMsgid()
-		front.mu.Lock()
-		front.faults[msgid] = committed
-		front.mu.Unlock()
+		front.Lose(msgid, committed)
 		if resp, err := his.Send(ctx, infno, msgid, input); err == nil {
 			t.Fatalf("%s: the answer was meant to be lost: %+v", what, resp)
 		}
@@ -493,7 +438,7 @@ func TestMsgidReplyLostAfterCommit(t *testing.T) {
 		}
 	}
 	t.Logf("R7 (msgid): %d answers lost after the commit (%d by a HIS hanging up, %d of those while the message was still running), %d resends, stored answers replayed %d = lost answers; duplicate executions 0",
-		lost, lost/2, front.cancelled.Load(), retries, replayed)
+		lost, lost/2, front.Cancelled(), retries, replayed)
 }
 
 // TestFailedMessageIsNotSticky (R8 for the national interface): unlike an

@@ -112,15 +112,11 @@ func benchE2E(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		name, *clients, mode, fleet.Persons(), fleet.CreditPersons(), fleet.Hospitals(), *lines, 100**creditFrac)
 
 	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
+		stop, err := cpuProfile(*cpuprofile)
 		if err != nil {
 			return err
 		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+		defer stop()
 	}
 	if *blockprofile != "" {
 		runtime.SetBlockProfileRate(int(100 * time.Microsecond))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -34,14 +33,11 @@ func benchSettle(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		pprof.StartCPUProfile(f)
-		defer pprof.StopCPUProfile()
+	stop, err := cpuProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	fmt.Fprintf(stdout, "settlement benchmark — %s\n", machine())
 	fmt.Fprintf(stdout, "%d two-line outpatient bills of the demo's employees at one hospital, %d concurrent cashiers; each bill opens a visit, uploads lines and settles (one ledger unit)\n", *n, *clients)
 	dir, err := os.MkdirTemp("", "yibao-bench-settle-")
