@@ -40,6 +40,7 @@ func benchE2E(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	creditFrac := fs.Float64("credit", 0.1, "share of the credit-line holders' bills paid on credit")
 	creditPersons := fs.Int("credit-persons", 8, "persons who open a credit line at the simulated bank")
 	extra := fs.Int("extra-persons", 0, "persons to import besides the demo's (no personal-account money)")
+	svg := fs.String("svg", "", "draw the run (completions per second, step latencies) as an SVG chart into this file")
 	history := fs.String("history", "", "write the history (invoke/ok/fail/info per call) as JSON lines here")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run (server and clients) to this file")
 	blockprofile := fs.String("blockprofile", "", "write a profile of where goroutines waited (blocking ≥ 100 µs) to this file")
@@ -134,6 +135,11 @@ func benchE2E(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	close(done)
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
+	}
+	if *svg != "" {
+		if err := os.WriteFile(*svg, []byte(e2eSVG(fmt.Sprintf("yibao bench e2e — %s, %s", name, machine()), res)), 0o644); err != nil {
+			return err
+		}
 	}
 	if *history != "" {
 		f, err := os.Create(*history)
