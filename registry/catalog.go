@@ -122,6 +122,55 @@ func (s *Service) CatalogItem(ctx context.Context, code string) (*yibao.CatalogI
 	return it, err
 }
 
+// CatalogItems looks up many codes at once (a fee-line upload's): the
+// items found, by code; codes not in the catalog are simply absent.
+func (s *Service) CatalogItems(ctx context.Context, codes []string) (map[string]*yibao.CatalogItem, error) {
+	if _, err := yibao.RequirePrincipal(ctx); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*yibao.CatalogItem, len(codes))
+	var want []string
+	for _, c := range codes {
+		if _, dup := out[c]; !dup {
+			out[c] = nil
+			want = append(want, c)
+		}
+	}
+	clear(out)
+	// Fixed chunk sizes keep the statements few and prepared.
+	for len(want) > 0 {
+		n := 1
+		switch {
+		case len(want) >= 32:
+			n = 32
+		case len(want) >= 8:
+			n = 8
+		}
+		args := make([]any, n)
+		for i, c := range want[:n] {
+			args[i] = c
+		}
+		rows, err := s.db.Query(ctx, `SELECT `+catalogCols+` FROM catalog_items WHERE code IN (`+strings.TrimSuffix(strings.Repeat("?, ", n), ", ")+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			it, err := scanCatalogItem(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[it.Code] = it
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		want = want[n:]
+	}
+	return out, nil
+}
+
 // CatalogFilter narrows a catalog search.
 type CatalogFilter struct {
 	Query string // substring of the name, or prefix of the code

@@ -86,6 +86,14 @@ func (s *Service) AddFeeLines(ctx context.Context, id string, in []FeeLineInput)
 		return nil, yibao.Errorf(yibao.CodePrecondition, "visit %s is %s: no more fee lines", id, v.Status)
 	}
 	today := s.today()
+	codes := make([]string, len(in))
+	for i, l := range in {
+		codes[i] = l.CatalogCode
+	}
+	items, err := s.reg.CatalogItems(ctx, codes)
+	if err != nil {
+		return nil, err
+	}
 	var issues []yibao.Issue
 	lines := make([]FeeLine, len(in))
 	seen := map[string]bool{}
@@ -121,13 +129,10 @@ func (s *Service) AddFeeLines(ctx context.Context, id string, in []FeeLineInput)
 			bad("amount", fmt.Sprintf("%s × %s is %s, not %s", l.UnitPrice, l.Quantity, amount, *l.Amount))
 			continue
 		}
-		it, err := s.reg.CatalogItem(ctx, l.CatalogCode)
-		if yibao.IsCode(err, yibao.CodeNotFound) {
+		it := items[l.CatalogCode]
+		if it == nil {
 			bad("catalog_code", fmt.Sprintf("%q is not in the catalog", l.CatalogCode))
 			continue
-		}
-		if err != nil {
-			return nil, err
 		}
 		if l.FeeDate < it.ValidFrom || (it.ValidTo != "" && l.FeeDate > it.ValidTo) {
 			bad("catalog_code", fmt.Sprintf("%s is valid %s…%s, not on %s", it.Code, it.ValidFrom, it.ValidTo, l.FeeDate))
