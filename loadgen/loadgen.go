@@ -415,6 +415,11 @@ func (f *Fleet) send(ctx context.Context, method, path, ctype string, body []byt
 		if err := signer.Sign(req, body); err != nil {
 			return 0, nil, err
 		}
+		// Go's transport resends a request with an Idempotency-Key by
+		// itself when a reused connection drops; a copy with the same
+		// nonce is (rightly) refused as a replay. Retries here are ours,
+		// each signed afresh.
+		req.GetBody = nil
 	}
 	resp, err := f.hc.Do(req)
 	if err != nil {
