@@ -82,7 +82,11 @@ func TestVerifyRequest(t *testing.T) {
 		{"future timestamp", func() *http.Request { return signed(t, "POST", "/credit/draws", body, "plat", platformKey) }, body, now.Add(-6 * time.Minute), ErrStaleTimestamp, CodeStaleTimestamp},
 		{"timestamp changed after signing", func() *http.Request {
 			r := signed(t, "POST", "/credit/draws", body, "plat", platformKey)
-			r.Header.Set(HeaderTimestamp, strconv.FormatInt(now.Unix()+1, 10))
+			// One second after what was signed (not after now: the clock
+			// may have ticked since now was read, and then "changed" would
+			// be the very value signed).
+			ts, _ := strconv.ParseInt(r.Header.Get(HeaderTimestamp), 10, 64)
+			r.Header.Set(HeaderTimestamp, strconv.FormatInt(ts+1, 10))
 			return r
 		}, body, now, ErrBadSignature, CodeBadSignature},
 	}
