@@ -190,9 +190,11 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, fmt.Errorf("smart review: %w", err)
 	}
+	nh := nhsa.New(db, a.Registry, a.Settle, a.Ecert, log)
+	nh.RefundedFor = a.Pay.RefundedFor
 	a.API = httpapi.New(httpapi.Config{MaxBodyBytes: cfg.MaxBodyBytes, MaxImportBytes: cfg.MaxImportBytes, Version: Version},
 		httpapi.Deps{DB: db, Registry: a.Registry, Auth: a.Auth, Settlement: a.Settle, Ledger: a.Ledger, Ecert: a.Ecert,
-			NHSA: nhsa.New(db, a.Registry, a.Settle, a.Ecert, log), Delivery: a.Delivery, Pay: a.Pay,
+			NHSA: nh, Delivery: a.Delivery, Pay: a.Pay,
 			Audit: &audit.Store{DB: db, Log: a.TLog}, Review: a.Review, Credit: a.Credit, Funds: a.Funds, Face: a.Face, AuditW: a.Audit, AuditOrigin: cfg.LogOrigin, AuditKeys: a.LogKeys.VerifierKey}, log)
 	return a, nil
 }

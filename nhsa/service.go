@@ -17,6 +17,7 @@ import (
 	"yibao"
 	"yibao/ecert"
 	"yibao/gmcrypto"
+	"yibao/money"
 	"yibao/registry"
 	"yibao/settlement"
 	"yibao/sqlstore"
@@ -30,6 +31,11 @@ type Service struct {
 	ecert  *ecert.Service
 	now    func() time.Time
 	log    *slog.Logger
+
+	// RefundedFor tells how much of a settlement's out-of-pocket leg its
+	// payment order already refunded (pay.Service.RefundedFor), so that a
+	// 2208 reversal does not return it again. Nil: nothing refunded.
+	RefundedFor func(ctx context.Context, setlID string) (money.Fen, error)
 }
 
 // New builds the service.

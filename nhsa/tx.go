@@ -671,7 +671,13 @@ func (s *Service) cancelSettlement(ctx context.Context, r *Request, setlID, mdtr
 	if (mdtrtID != "" && st.MdtrtID != mdtrtID) || (psn != "" && st.PsnNo != psn) {
 		return nil, failf("data.setl_id %s 不属于就诊 %s / 人员 %s", setlID, mdtrtID, psn)
 	}
-	rev, err := s.settle.Reverse(ctx, setlID)
+	var refunded money.Fen
+	if s.RefundedFor != nil {
+		if refunded, err = s.RefundedFor(ctx, setlID); err != nil {
+			return nil, err
+		}
+	}
+	rev, err := s.settle.ReverseRefunded(ctx, setlID, refunded)
 	if err != nil {
 		return nil, err
 	}
