@@ -72,5 +72,5 @@ func TestNoPersonalDataAtRest(t *testing.T) {
 	if files < 3 {
 		t.Fatalf("read only %d files under %s", files, a.Config.DataDir)
 	}
-	t.Logf("%d files, %d values, no hit", files, len(secrets))
+	t.Logf("X12: %d files (database, WAL, logs) scanned for %d personal values in clear: hits 0", files, len(secrets))
 }

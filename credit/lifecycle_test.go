@@ -191,7 +191,7 @@ func TestLimitRace(t *testing.T) {
 	if paid > ag.Limit || got.Outstanding != paid || ok+refused != n || ok != int(ag.Limit/amount) {
 		t.Fatalf("paid %s in %d payments (%d refused) on a %s line; owed %s", paid, ok, refused, ag.Limit, got.Outstanding)
 	}
-	t.Logf("service: %d approved (%s), %d refused credit_limit_exceeded", ok, paid, refused)
+	t.Logf("R10: %d concurrent credit payments on a %s line: %d approved (%s), %d refused credit_limit_exceeded, overdraft 0", n, ag.Limit, ok, paid, refused)
 
 	// Straight at the ledger: 64 concurrent pending holds on a fresh line.
 	psn2, ag2 := e.fresh()

@@ -157,7 +157,7 @@ func TestInputAttacks(t *testing.T) {
 	if got := a.schema(); got != schema {
 		t.Fatalf("the schema changed:\nbefore: %s\nafter:  %s", schema, got)
 	}
-	t.Logf("attack cases run: %v", counts)
+	t.Logf("X4: attack cases run %v (X4 injection, X5 malformed JSON, X6 encoding and amounts): 5xx 0, partial writes 0, schema unchanged", counts)
 }
 
 func newAttackEnv(t *testing.T) *attackEnv {

@@ -630,7 +630,7 @@ func testReplyLostAfterCommit(t *testing.T, r *rig) {
 			t.Fatalf("reverse, %s: %v", mode, d)
 		}
 	}
-	t.Logf("R7 (REST): %d answers lost after the commit (%d by a client hanging up, %d of those while the handler was still running), %d retries, replayed original answers %d = lost answers; duplicate effects 0",
+	t.Logf("R7: REST: %d answers lost after the commit (%d by a client hanging up, %d of those while the handler was still running), %d retries, replayed original answers %d = lost answers; duplicate effects 0",
 		lost, lost/2, front.Cancelled(), retries, replayed)
 }
 

@@ -437,7 +437,7 @@ func TestMsgidReplyLostAfterCommit(t *testing.T) {
 			t.Fatalf("2601, %s: the ledger is not back: %v", mode, d)
 		}
 	}
-	t.Logf("R7 (msgid): %d answers lost after the commit (%d by a HIS hanging up, %d of those while the message was still running), %d resends, stored answers replayed %d = lost answers; duplicate executions 0",
+	t.Logf("R7: msgid: %d answers lost after the commit (%d by a HIS hanging up, %d of those while the message was still running), %d resends, stored answers replayed %d = lost answers; duplicate executions 0",
 		lost, lost/2, front.Cancelled(), retries, replayed)
 }
 
