@@ -338,20 +338,7 @@ func (s *PKCS11) Sign(alg Alg, id string, ref, uid, msg []byte) ([]byte, error) 
 		}
 		return sig, nil
 	case refWrapped:
-		if k, ok := s.keys.Load(cacheKey(alg, id, ref)); ok {
-			return k.(signer).sign(uid, msg)
-		}
-		priv, err := s.Unwrap(ref[1:], signerAAD(alg, id))
-		if err != nil {
-			return nil, fmt.Errorf("keystore: signing key %s: %w", id, err)
-		}
-		defer clear(priv)
-		k, err := parseSigner(alg, priv)
-		if err != nil {
-			return nil, err
-		}
-		s.keys.Store(cacheKey(alg, id, ref), k)
-		return k.sign(uid, msg)
+		return signWrapped(&s.keys, s.Unwrap, alg, id, ref, ref[1:], uid, msg)
 	}
 	return nil, fmt.Errorf("keystore: signing key %s: %w", id, errNotPKCS11)
 }

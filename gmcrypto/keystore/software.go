@@ -68,10 +68,17 @@ func (s *Software) ImportSigner(alg Alg, id string, private []byte) (ref, pub []
 
 // Sign unwraps the key (once; it stays in the store) and signs.
 func (s *Software) Sign(alg Alg, id string, ref, uid, msg []byte) ([]byte, error) {
-	if k, ok := s.keys.Load(cacheKey(alg, id, ref)); ok {
+	return signWrapped(&s.keys, s.Unwrap, alg, id, ref, ref, uid, msg)
+}
+
+// signWrapped signs with a private key kept wrapped: unwrapped (by
+// unwrap, from wrapped) and parsed on first use, then cached under the
+// key's reference. Both stores sign their wrapped keys this way.
+func signWrapped(cache *sync.Map, unwrap func(wrapped, aad []byte) ([]byte, error), alg Alg, id string, ref, wrapped, uid, msg []byte) ([]byte, error) {
+	if k, ok := cache.Load(cacheKey(alg, id, ref)); ok {
 		return k.(signer).sign(uid, msg)
 	}
-	priv, err := s.Unwrap(ref, signerAAD(alg, id))
+	priv, err := unwrap(wrapped, signerAAD(alg, id))
 	if err != nil {
 		return nil, fmt.Errorf("keystore: signing key %s: %w", id, err)
 	}
@@ -80,7 +87,7 @@ func (s *Software) Sign(alg Alg, id string, ref, uid, msg []byte) ([]byte, error
 	if err != nil {
 		return nil, err
 	}
-	s.keys.Store(cacheKey(alg, id, ref), k)
+	cache.Store(cacheKey(alg, id, ref), k)
 	return k.sign(uid, msg)
 }
 
