@@ -107,21 +107,14 @@ func FromRequest(r *http.Request, body []byte) SignedRequest {
 // never seen for this key. Errors: unauthenticated, bad_signature,
 // replayed_request.
 func (s *Service) Verify(ctx context.Context, sr SignedRequest) (*yibao.Principal, error) {
-	return s.verify(ctx, sr, false, nil)
-}
-
-// VerifyLater is Verify without recording the nonce: the caller must run
-// the returned NonceWrite's Record inside a write transaction of its own
-// (and refuse the request if it fails) before acting on the request. It
-// lets the HTTP layer record the nonce in the same commit as the
-// request's idempotency reservation, one durable commit instead of two.
-func (s *Service) VerifyLater(ctx context.Context, sr SignedRequest) (*yibao.Principal, *NonceWrite, error) {
-	var nw *NonceWrite
-	p, err := s.verify(ctx, sr, true, &nw)
-	if err != nil {
-		return nil, nil, err
+	p, nw, err := s.VerifyLater(ctx, sr)
+	if err == nil {
+		err = s.db.WriteTx(ctx, nw.Record)
 	}
-	return p, nw, nil
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // NonceWrite records a verified request's nonce.
@@ -152,25 +145,30 @@ func (nw *NonceWrite) Record(tx *sqlstore.Tx) error {
 	return err
 }
 
-func (s *Service) verify(ctx context.Context, sr SignedRequest, later bool, deferred **NonceWrite) (*yibao.Principal, error) {
+// VerifyLater is Verify without recording the nonce: the caller must run
+// the returned NonceWrite's Record inside a write transaction of its own
+// (and refuse the request if it fails) before acting on the request. It
+// lets the HTTP layer record the nonce in the same commit as the
+// request's idempotency reservation, one durable commit instead of two.
+func (s *Service) VerifyLater(ctx context.Context, sr SignedRequest) (*yibao.Principal, *NonceWrite, error) {
 	if sr.KeyID == "" || sr.Timestamp == "" || sr.Nonce == "" || sr.Signature == "" {
-		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "signed requests need %s, %s, %s and %s", HeaderKey, HeaderTimestamp, HeaderNonce, HeaderSignature)
+		return nil, nil, yibao.Errorf(yibao.CodeUnauthenticated, "signed requests need %s, %s, %s and %s", HeaderKey, HeaderTimestamp, HeaderNonce, HeaderSignature)
 	}
 	if !nonceRe.MatchString(sr.Nonce) {
-		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be 16–64 letters, digits, '_' or '-'", HeaderNonce)
+		return nil, nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be 16–64 letters, digits, '_' or '-'", HeaderNonce)
 	}
 	if !keyIDRe.MatchString(sr.KeyID) {
 		// Never hand arbitrary bytes to the key lookup (PostgreSQL refuses
 		// invalid UTF-8 with an error, not a miss).
-		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be 1–128 printable ASCII characters", HeaderKey)
+		return nil, nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be 1–128 printable ASCII characters", HeaderKey)
 	}
 	ts, err := strconv.ParseInt(sr.Timestamp, 10, 64)
 	if err != nil {
-		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be unix seconds", HeaderTimestamp)
+		return nil, nil, yibao.Errorf(yibao.CodeUnauthenticated, "%s must be unix seconds", HeaderTimestamp)
 	}
 	now := s.now()
 	if d := now.Sub(time.Unix(ts, 0)); d > s.Window || d < -s.Window {
-		return nil, yibao.Errorf(yibao.CodeReplay, "the request timestamp is %s away from the server clock (window ±%s)", d.Round(time.Second), s.Window)
+		return nil, nil, yibao.Errorf(yibao.CodeReplay, "the request timestamp is %s away from the server clock (window ±%s)", d.Round(time.Second), s.Window)
 	}
 	var code, alg, status, display string
 	var secretC, pub []byte
@@ -185,14 +183,14 @@ func (s *Service) verify(ctx context.Context, sr SignedRequest, later bool, defe
 		err = s.db.QueryRow(ctx, `SELECT name, public_key, status FROM channels WHERE channel_id = ?`, sr.KeyID).Scan(&display, &pub, &status)
 		channel, alg, contract = err == nil, AlgSM2, string(yibao.ContractActive)
 		if err == nil && status == "suspended" {
-			return nil, yibao.Errorf(yibao.CodeForbidden, "channel %s is suspended", sr.KeyID)
+			return nil, nil, yibao.Errorf(yibao.CodeForbidden, "channel %s is suspended", sr.KeyID)
 		}
 	}
 	if err == sql.ErrNoRows || (err == nil && status != "active") {
-		return nil, yibao.Errorf(yibao.CodeUnauthenticated, "unknown or revoked key %q", sr.KeyID)
+		return nil, nil, yibao.Errorf(yibao.CodeUnauthenticated, "unknown or revoked key %q", sr.KeyID)
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	msg := []byte(CanonicalString(sr.Method, sr.RequestURI, sr.Timestamp, sr.Nonce, sr.Body))
 	valid := false
@@ -200,36 +198,31 @@ func (s *Service) verify(ctx context.Context, sr SignedRequest, later bool, defe
 	case AlgHMACSM3:
 		secret, err := s.keys.Open(secretC, []byte("api_key/"+sr.KeyID))
 		if err != nil {
-			return nil, yibao.Wrap(yibao.CodeInternal, err, "key material could not be decrypted")
+			return nil, nil, yibao.Wrap(yibao.CodeInternal, err, "key material could not be decrypted")
 		}
 		got, err := hex.DecodeString(sr.Signature)
 		valid = err == nil && gmcrypto.HMACEqual(got, gmcrypto.HMACSM3(secret, msg))
 	case AlgSM2:
 		pk, err := gmcrypto.ParsePublicKey(pub)
 		if err != nil {
-			return nil, yibao.Wrap(yibao.CodeInternal, err, "stored public key is invalid")
+			return nil, nil, yibao.Wrap(yibao.CodeInternal, err, "stored public key is invalid")
 		}
 		sig, err := base64.StdEncoding.DecodeString(sr.Signature)
 		valid = err == nil && pk.Verify(msg, sig)
 	}
 	if !valid {
-		return nil, yibao.Errorf(yibao.CodeBadSignature, "the signature does not match the request")
+		return nil, nil, yibao.Errorf(yibao.CodeBadSignature, "the signature does not match the request")
 	}
 	if contract != string(yibao.ContractActive) {
-		return nil, yibao.Errorf(yibao.CodeForbidden, "institution %s's agreement is %s", code, contract)
+		return nil, nil, yibao.Errorf(yibao.CodeForbidden, "institution %s's agreement is %s", code, contract)
 	}
 	// The nonce is recorded only for a valid signature, so nobody can burn
 	// another key's nonces.
 	nw := &NonceWrite{s: s, keyID: sr.KeyID, nonce: sr.Nonce, ts: ts, now: now}
-	if later {
-		*deferred = nw
-	} else if err := s.db.WriteTx(ctx, nw.Record); err != nil {
-		return nil, err
-	}
 	if channel {
-		return &yibao.Principal{Kind: yibao.PrincipalChannel, Subject: sr.KeyID, Role: yibao.RoleChannel, DisplayName: display}, nil
+		return &yibao.Principal{Kind: yibao.PrincipalChannel, Subject: sr.KeyID, Role: yibao.RoleChannel, DisplayName: display}, nw, nil
 	}
-	return &yibao.Principal{Kind: yibao.PrincipalAPIKey, Subject: sr.KeyID, Role: yibao.RoleHIS, Institution: code, DisplayName: display}, nil
+	return &yibao.Principal{Kind: yibao.PrincipalAPIKey, Subject: sr.KeyID, Role: yibao.RoleHIS, Institution: code, DisplayName: display}, nw, nil
 }
 
 // APIKey is an institution credential. Secret is shown once, at creation.
