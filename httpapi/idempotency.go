@@ -87,21 +87,14 @@ func (s *Server) idempotentOnce(c *call, rt route) error {
 		return err
 	}
 	if !reserved {
-		return s.replay(c, principal, key, h[:])
+		return s.replay(c, principal, key, h[:], false)
 	}
 	return s.runOnce(c, rt, principal, key, now)
 }
 
-// replay answers a repeated key from the stored response.
-func (s *Server) replay(c *call, principal, key string, h []byte) error {
-	return s.replayOnce(c, principal, key, h, false)
-}
-
-func (s *Server) replayAfterStore(c *call, principal, key string, h []byte) error {
-	return s.replayOnce(c, principal, key, h, true)
-}
-
-func (s *Server) replayOnce(c *call, principal, key string, h []byte, waited bool) error {
+// replay answers a repeated key from the stored response; waited: it
+// already waited once for this process to store the answer.
+func (s *Server) replay(c *call, principal, key string, h []byte, waited bool) error {
 	ctx := c.r.Context()
 	var stored []byte
 	var status sql.NullInt64
@@ -152,7 +145,7 @@ func (s *Server) replayOnce(c *call, principal, key string, h []byte, waited boo
 		if ch, ok := s.storing.Load(principal + "\x00" + key); ok && !waited {
 			select {
 			case <-ch.(chan struct{}):
-				return s.replayAfterStore(c, principal, key, h)
+				return s.replay(c, principal, key, h, true)
 			case <-ctx.Done():
 			}
 		}
