@@ -134,7 +134,7 @@ func (g *grouper) commit(batch []*groupReq) {
 	g.statsMu.Lock()
 	g.stats.Commits++
 	g.stats.Calls += int64(len(live))
-	if _, own := err.(errFailedAlone); err != nil && !own && len(live) > 1 {
+	if err != nil && len(live) > 1 {
 		g.stats.Reruns += int64(len(live))
 	}
 	g.statsMu.Unlock()
@@ -145,11 +145,7 @@ func (g *grouper) commit(batch []*groupReq) {
 		return
 	}
 	if len(live) == 1 {
-		if own, ok := err.(errFailedAlone); ok {
-			live[0].done <- own.res
-		} else {
-			live[0].done <- groupResult{err: err}
-		}
+		live[0].done <- groupResult{err: err}
 		return
 	}
 	for _, r := range live {
@@ -158,7 +154,9 @@ func (g *grouper) commit(batch []*groupReq) {
 }
 
 // try runs the batch in one transaction. A non-nil error means nothing
-// committed; results are then meaningless.
+// committed; results are then meaningless. A call that runs alone needs no
+// savepoint: if it fails, its transaction is rolled back and its own
+// result returned.
 func (g *grouper) try(batch []*groupReq) (results []groupResult, err error) {
 	// The shared transaction must not die with one caller's context: an
 	// interrupted statement can roll back the whole SQLite transaction.
@@ -178,7 +176,8 @@ func (g *grouper) try(batch []*groupReq) (results []groupResult, err error) {
 		if single {
 			results[i] = call(r.fn, tx)
 			if results[i].err != nil || results[i].panic != nil {
-				return results, errFailedAlone{results[i]}
+				stx.Rollback()
+				return results, nil
 			}
 			continue
 		}
@@ -199,17 +198,6 @@ func (g *grouper) try(batch []*groupReq) (results []groupResult, err error) {
 		return nil, fmt.Errorf("sqlstore: commit: %w", err)
 	}
 	return results, nil
-}
-
-// errFailedAlone carries the own failure of a call that ran alone, so that
-// commit hands it back unchanged.
-type errFailedAlone struct{ res groupResult }
-
-func (e errFailedAlone) Error() string {
-	if e.res.err != nil {
-		return e.res.err.Error()
-	}
-	return fmt.Sprint("panic: ", e.res.panic)
 }
 
 func call(fn func(*Tx) error, tx *Tx) (res groupResult) {
