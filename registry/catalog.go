@@ -137,20 +137,13 @@ func (s *Service) CatalogItems(ctx context.Context, codes []string) (map[string]
 		}
 	}
 	clear(out)
-	// Fixed chunk sizes keep the statements few and prepared.
 	for len(want) > 0 {
-		n := 1
-		switch {
-		case len(want) >= 32:
-			n = 32
-		case len(want) >= 8:
-			n = 8
-		}
+		n := sqlstore.ChunkSize(len(want))
 		args := make([]any, n)
 		for i, c := range want[:n] {
 			args[i] = c
 		}
-		rows, err := s.db.Query(ctx, `SELECT `+catalogCols+` FROM catalog_items WHERE code IN (`+strings.TrimSuffix(strings.Repeat("?, ", n), ", ")+`)`, args...)
+		rows, err := s.db.Query(ctx, `SELECT `+catalogCols+` FROM catalog_items WHERE code IN (`+sqlstore.Marks(n)+`)`, args...)
 		if err != nil {
 			return nil, err
 		}

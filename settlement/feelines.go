@@ -159,12 +159,12 @@ func (s *Service) AddFeeLines(ctx context.Context, id string, in []FeeLineInput)
 		// the statements stay few and prepared.
 		existing := map[string]*FeeLine{}
 		for rest := lines; len(rest) > 0; {
-			n := chunkSize(len(rest))
+			n := sqlstore.ChunkSize(len(rest))
 			args := []any{id}
 			for _, l := range rest[:n] {
 				args = append(args, l.FeedetlSn)
 			}
-			rows, err := tx.Query(ctx, `SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = ? AND feedetl_sn IN (`+marks(n)+`)`, args...)
+			rows, err := tx.Query(ctx, `SELECT `+feeLineCols+` FROM fee_lines WHERE mdtrt_id = ? AND feedetl_sn IN (`+sqlstore.Marks(n)+`)`, args...)
 			if err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ func (s *Service) AddFeeLines(ctx context.Context, id string, in []FeeLineInput)
 		}
 		const cols = 12
 		for len(fresh) > 0 {
-			n := chunkSize(len(fresh) / cols)
+			n := sqlstore.ChunkSize(len(fresh) / cols)
 			if _, err := tx.Exec(ctx, `INSERT INTO fee_lines (mdtrt_id, `+feeLineCols+`, created_at) VALUES `+
 				strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', '', ?), ", n), ", "), fresh[:n*cols]...); err != nil {
 				return err
@@ -214,20 +214,6 @@ func (s *Service) AddFeeLines(ctx context.Context, id string, in []FeeLineInput)
 	}
 	return s.GetVisit(ctx, id)
 }
-
-// chunkSize picks how many of n rows the next multi-row statement takes:
-// 32, 8 or 1, so that any upload uses at most three statement shapes.
-func chunkSize(n int) int {
-	switch {
-	case n >= 32:
-		return 32
-	case n >= 8:
-		return 8
-	}
-	return 1
-}
-
-func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 // CancelFeeLines withdraws unsettled lines (a settled line is corrected by
 // reversing its settlement first).

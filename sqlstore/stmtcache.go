@@ -119,3 +119,19 @@ func (c *stmtCache) close() {
 		return true
 	})
 }
+
+// ChunkSize picks how many of n rows the next multi-row statement takes:
+// 32, 8 or 1, so that statements over any number of rows have at most
+// three shapes, each prepared once.
+func ChunkSize(n int) int {
+	switch {
+	case n >= 32:
+		return 32
+	case n >= 8:
+		return 8
+	}
+	return 1
+}
+
+// Marks is n '?' placeholders separated by commas.
+func Marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
