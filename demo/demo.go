@@ -1,15 +1,19 @@
-// Package demo builds the deterministic demo dataset: one pooling region
-// (济南市 370100) and a neighbour (青岛市 370200), the insurance schemes,
-// hospitals of every level and a pharmacy, a catalog taken from the 2024
-// national drug list and NHSA item codes (see data/PROVENANCE.md), insured
-// persons of every category with valid ID numbers, staff logins and
-// institution API keys. It is pure data: no database, no clock, no network.
+// Package demo builds the deterministic demo dataset of one province: one
+// pooling region (济南市 370100) and a neighbour (青岛市 370200), the
+// insurance schemes, hospitals of every level and a pharmacy, a catalog
+// taken from the 2024 national drug list and NHSA item codes (see
+// data/PROVENANCE.md), insured persons of every category with valid ID
+// numbers, staff logins and institution API keys. Build is Shandong (37);
+// BuildProvince also makes Jiangsu (32: 南京市 320100, 无锡市 320200) and
+// Guangdong (44: 广州市 440100, 深圳市 440300) in the same shape, one per
+// node for cross-region care. It is pure data: no database, no clock, no
+// network.
 package demo
 
 import (
 	"bytes"
 	"crypto/sha256"
-	_ "embed"
+	"embed"
 	"encoding/csv"
 	"fmt"
 	"math/rand/v2"
@@ -22,8 +26,11 @@ import (
 //go:embed data/catalog.csv
 var catalogCSV []byte
 
-//go:embed data/divisions_37.csv
-var divisionsCSV []byte
+// divisionsFS holds one file of administrative divisions per province,
+// data/divisions_<prov>.csv.
+//
+//go:embed data/divisions_*.csv
+var divisionsFS embed.FS
 
 // DemoUser is a staff login of the demo.
 type DemoUser struct {
@@ -43,9 +50,10 @@ type DemoAPIKey struct {
 	Secret        []byte
 }
 
-// Dataset is the whole demo.
+// Dataset is the whole demo of one province.
 type Dataset struct {
-	Regions      []yibao.Region
+	Province     string         // "37", "32" or "44": the first two digits of every region code
+	Regions      []yibao.Region // the capital region first
 	Schemes      []yibao.Scheme
 	Institutions []yibao.Institution
 	Catalog      []yibao.CatalogItem
@@ -55,16 +63,84 @@ type Dataset struct {
 	APIKeys      []DemoAPIKey
 }
 
-// Seed fixes every random choice of the dataset.
+// Seed fixes every random choice of the Shandong dataset; each other
+// province has its own seed (provinceSpec), so its people differ.
 const Seed = 20261123
 
-// Build returns the dataset; every call returns the same data.
-func Build() *Dataset {
-	d := &Dataset{}
-	divisions := parseDivisions()
+// provinceSpec is what differs between the provinces of the demo. Every
+// name comes from the province's division file except the pharmacy's
+// branch, the second region's hospital and the English city names.
+type provinceSpec struct {
+	seed            uint64
+	capital, second string // region codes: the capital first
+	district2       string // the district of the level-2 hospital
+	district1       string // the district of the level-1 community centre
+	pharmacyBranch  string // 济南示范大药房（泉城路店）
+	secondHospital  string // the second region's hospital, after its city name
+	capitalEN       string // for the policy names: "Jinan-like"
+	secondEN        string
+	policyEdits     []string // old, new pairs applied to the Shandong policy (PolicyDocs)
+}
+
+// provinces are the provinces BuildProvince knows.
+var provinces = map[string]provinceSpec{
+	"37": {seed: Seed, capital: "370100", second: "370200", district2: "370102", district1: "370112",
+		pharmacyBranch: "泉城路店", secondHospital: "示范市立医院", capitalEN: "Jinan", secondEN: "Qingdao"},
+	"32": {seed: 20261132, capital: "320100", second: "320200", district2: "320102", district1: "320115",
+		pharmacyBranch: "新街口店", secondHospital: "示范人民医院", capitalEN: "Nanjing", secondEN: "Wuxi",
+		policyEdits: []string{
+			// employee inpatient deductible 300/600/1000, general outpatient 600 a year
+			`"by_level": {"1": "200.00", "2": "500.00", "3": "900.00"}`, `"by_level": {"1": "300.00", "2": "600.00", "3": "1000.00"}`,
+			`"by_level": {"*": "700.00"}`, `"by_level": {"*": "600.00"}`,
+			`employee inpatient deductible 200/500/900 by level`, `employee inpatient deductible 300/600/1000 by level (Jiangsu variant)`,
+		}},
+	"44": {seed: 20261144, capital: "440100", second: "440300", district2: "440104", district1: "440106",
+		pharmacyBranch: "北京路店", secondHospital: "示范人民医院", capitalEN: "Guangzhou", secondEN: "Shenzhen",
+		policyEdits: []string{
+			// employee inpatient ratios 96/93/90%, resident critical illness from 18000
+			`"by_level": {"1": "0.95", "2": "0.92", "3": "0.90"}`, `"by_level": {"1": "0.96", "2": "0.93", "3": "0.90"}`,
+			`"threshold": "15000.00"`, `"threshold": "18000.00"`,
+			`resident critical illness 15000 threshold`, `resident critical illness 18000 threshold (Guangdong variant; employee inpatient 96/93/90%)`,
+		}},
+}
+
+// Provinces lists the provinces BuildProvince knows: "37" (Shandong, the
+// default), "32" (Jiangsu) and "44" (Guangdong).
+func Provinces() []string { return []string{"37", "32", "44"} }
+
+// KnownProvince reports whether BuildProvince knows prov.
+func KnownProvince(prov string) bool {
+	_, ok := provinces[prov]
+	return ok
+}
+
+func spec(prov string) provinceSpec {
+	sp, ok := provinces[prov]
+	if !ok {
+		panic(fmt.Sprintf("demo: unknown province %q (want one of %s)", prov, strings.Join(Provinces(), ", ")))
+	}
+	return sp
+}
+
+// Build returns the Shandong dataset, BuildProvince("37"); every call
+// returns the same data.
+func Build() *Dataset { return BuildProvince("37") }
+
+// BuildProvince returns the dataset of province prov ("37", "32" or "44",
+// see Provinces): two regions, the same schemes, catalog, institutions of
+// every level (H<capital>00001…, e.g. H32010000001, a pharmacy
+// P<capital>00001 and a hospital H<second>00001), persons whose ID numbers carry the province's
+// district codes and whose psn_no starts with their region's first four
+// digits, and the logins and API keys of its institutions
+// (cashier.h32010000001, ak_demo_h32010000001 …). Every call returns the
+// same data. It panics for any other prov: check with KnownProvince.
+func BuildProvince(prov string) *Dataset {
+	sp := spec(prov)
+	d := &Dataset{Province: prov}
+	divisions := parseDivisions(prov)
 	d.Regions = []yibao.Region{
-		{Admdvs: "370100", Name: divisions["370100"], Parent: "370000"},
-		{Admdvs: "370200", Name: divisions["370200"], Parent: "370000"},
+		{Admdvs: sp.capital, Name: divisions[sp.capital], Parent: prov + "0000"},
+		{Admdvs: sp.second, Name: divisions[sp.second], Parent: prov + "0000"},
 	}
 	d.Schemes = []yibao.Scheme{
 		{Insutype: "310", Name: "职工基本医疗保险", Kind: yibao.SchemeEmployeeBasic},
@@ -77,21 +153,22 @@ func Build() *Dataset {
 		// it as a scheme so eligibility is a coverage like any other.
 		{Insutype: "610", Name: "医疗救助", Kind: yibao.SchemeAssistance},
 	}
+	city, second := divisions[sp.capital], divisions[sp.second]
 	d.Institutions = []yibao.Institution{
-		{Code: "H37010000001", Name: "济南市示范第一人民医院", Kind: yibao.KindHospital, Level: 3, Admdvs: "370100"},
-		{Code: "H37010000002", Name: "济南市历下区示范人民医院", Kind: yibao.KindHospital, Level: 2, Admdvs: "370100"},
-		{Code: "H37010000003", Name: "济南市历城区示范社区卫生服务中心", Kind: yibao.KindHospital, Level: 1, Admdvs: "370100"},
-		{Code: "H37010000004", Name: "济南市示范中医医院", Kind: yibao.KindHospital, Level: 3, Admdvs: "370100"},
-		{Code: "P37010000001", Name: "济南示范大药房（泉城路店）", Kind: yibao.KindPharmacy, Level: 0, Admdvs: "370100"},
-		{Code: "H37020000001", Name: "青岛市示范市立医院", Kind: yibao.KindHospital, Level: 3, Admdvs: "370200"},
+		{Code: "H" + sp.capital + "00001", Name: city + "示范第一人民医院", Kind: yibao.KindHospital, Level: 3, Admdvs: sp.capital},
+		{Code: "H" + sp.capital + "00002", Name: city + divisions[sp.district2] + "示范人民医院", Kind: yibao.KindHospital, Level: 2, Admdvs: sp.capital},
+		{Code: "H" + sp.capital + "00003", Name: city + divisions[sp.district1] + "示范社区卫生服务中心", Kind: yibao.KindHospital, Level: 1, Admdvs: sp.capital},
+		{Code: "H" + sp.capital + "00004", Name: city + "示范中医医院", Kind: yibao.KindHospital, Level: 3, Admdvs: sp.capital},
+		{Code: "P" + sp.capital + "00001", Name: strings.TrimSuffix(city, "市") + "示范大药房（" + sp.pharmacyBranch + "）", Kind: yibao.KindPharmacy, Level: 0, Admdvs: sp.capital},
+		{Code: "H" + sp.second + "00001", Name: second + sp.secondHospital, Kind: yibao.KindHospital, Level: 3, Admdvs: sp.second},
 	}
 	for i := range d.Institutions {
 		d.Institutions[i].ContractStatus = yibao.ContractActive
 	}
 	d.Catalog = parseCatalog(catalogCSV)
 
-	r := rand.New(rand.NewPCG(Seed, 1))
-	d.Persons, d.Coverages = people(r, divisions, 64, 0)
+	r := rand.New(rand.NewPCG(sp.seed, 1))
+	d.Persons, d.Coverages = people(r, sp, divisions, 64, 0)
 
 	d.Users = []DemoUser{
 		{Username: "admin", Password: "admin123", Role: "admin", DisplayName: "医保局管理员"},
@@ -112,8 +189,13 @@ func Build() *Dataset {
 	return d
 }
 
-func parseDivisions() map[string]string {
-	rows, err := csv.NewReader(bytes.NewReader(divisionsCSV)).ReadAll()
+// parseDivisions returns code → name of the province's divisions.
+func parseDivisions(prov string) map[string]string {
+	b, err := divisionsFS.ReadFile("data/divisions_" + prov + ".csv")
+	if err != nil {
+		panic("demo: divisions: " + err.Error())
+	}
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
 	if err != nil {
 		panic("demo: divisions: " + err.Error())
 	}
@@ -171,16 +253,25 @@ var categoryPlan = []struct {
 	{yibao.CategorySpecialCare, 1, 1945, 1955, false},
 }
 
-// people makes n persons with coverage; offset shifts their numbers so that
-// sample files never collide with the seeded persons.
-func people(r *rand.Rand, divisions map[string]string, n, offset int) ([]yibao.Person, []yibao.Coverage) {
-	var districts []string
+// districtsOf returns the district codes of a region, sorted.
+func districtsOf(divisions map[string]string, region string) []string {
+	var out []string
 	for code := range divisions {
-		if strings.HasPrefix(code, "3701") && code != "370100" && !strings.HasSuffix(code, "00") {
-			districts = append(districts, code)
+		if strings.HasPrefix(code, region[:4]) && code != region && !strings.HasSuffix(code, "00") {
+			out = append(out, code)
 		}
 	}
-	sortStrings(districts)
+	sortStrings(out)
+	return out
+}
+
+// people makes n persons with coverage; offset shifts their numbers so that
+// sample files never collide with the seeded persons. Most live in the
+// capital region's districts; every 16th is insured in the second region
+// and born in its first district.
+func people(r *rand.Rand, sp provinceSpec, divisions map[string]string, n, offset int) ([]yibao.Person, []yibao.Coverage) {
+	districts := districtsOf(divisions, sp.capital)
+	secondDistrict := districtsOf(divisions, sp.second)[0]
 	var persons []yibao.Person
 	var covs []yibao.Coverage
 	usedPhones := map[string]bool{}
@@ -188,9 +279,9 @@ func people(r *rand.Rand, divisions map[string]string, n, offset int) ([]yibao.P
 	for _, plan := range categoryPlan {
 		for k := 0; k < plan.count && i < n; k, i = k+1, i+1 {
 			seq := offset + i + 1
-			admdvs := "370100"
+			admdvs := sp.capital
 			if seq%16 == 0 {
-				admdvs = "370200" // a few insured in Qingdao, for cross-region care later
+				admdvs = sp.second // a few insured in the second region (Qingdao), for cross-region care
 			}
 			female := r.IntN(2) == 0
 			year := plan.yFrom + r.IntN(plan.yTo-plan.yFrom+1)
@@ -200,8 +291,8 @@ func people(r *rand.Rand, divisions map[string]string, n, offset int) ([]yibao.P
 				seqDigits++
 			}
 			div := districts[r.IntN(len(districts))]
-			if admdvs == "370200" {
-				div = "370202"
+			if admdvs == sp.second {
+				div = secondDistrict
 			}
 			body := fmt.Sprintf("%s%04d%02d%02d%03d", div, year, month, day, seqDigits)
 			id := body + string(yibao.IDCheckChar(body))
@@ -263,11 +354,11 @@ func sortStrings(s []string) {
 	}
 }
 
-// SamplePersons returns persons and coverage that are not in Build(), for
-// the import sample.
+// SamplePersons returns Shandong persons and coverage that are not in
+// Build(), for the import sample.
 func SamplePersons() ([]yibao.Person, []yibao.Coverage) {
 	r := rand.New(rand.NewPCG(Seed, 2))
-	return people(r, parseDivisions(), 20, 500)
+	return people(r, spec("37"), parseDivisions("37"), 20, 500)
 }
 
 // CatalogCSV writes items in the catalog import format.
@@ -310,12 +401,12 @@ func PersonsCSV(persons []yibao.Person, covs []yibao.Coverage) []byte {
 
 // AgreementHolders are the persons the demo gives a WeChat Pay
 // withholding agreement (免密代扣): the second to fourth employees of the
-// capital region, so that the first (the browser test's patient) signs one
-// in the app.
+// capital region (d.Regions[0]), so that the first (the browser test's
+// patient) signs one in the app.
 func AgreementHolders(d *Dataset) []string {
 	var out []string
 	for _, c := range d.Coverages {
-		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == d.CapitalRegion() {
 			out = append(out, c.PsnNo)
 		}
 	}
@@ -324,3 +415,8 @@ func AgreementHolders(d *Dataset) []string {
 	}
 	return out
 }
+
+// CapitalRegion is the code of the province's capital region, the first of
+// d.Regions (370100, 320100, 440100): the region the demo's bills, family
+// link and agreements are made in.
+func (d *Dataset) CapitalRegion() string { return d.Regions[0].Admdvs }

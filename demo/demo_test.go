@@ -19,10 +19,46 @@ func TestBuildIsDeterministic(t *testing.T) {
 	if !reflect.DeepEqual(Build(), Build()) {
 		t.Fatal("Build differs between calls")
 	}
+	if !reflect.DeepEqual(Build(), BuildProvince("37")) {
+		t.Fatal(`Build is not BuildProvince("37")`)
+	}
+	names := map[string]string{}
+	for _, prov := range Provinces() {
+		if !reflect.DeepEqual(BuildProvince(prov), BuildProvince(prov)) {
+			t.Fatalf("BuildProvince(%s) differs between calls", prov)
+		}
+		// Each province has its own seed: its people differ.
+		for _, p := range BuildProvince(prov).Persons[:8] {
+			if o, ok := names[p.Name+p.IDNumber[6:14]]; ok {
+				t.Errorf("province %s repeats %s's person %s", prov, o, p.Name)
+			}
+			names[p.Name+p.IDNumber[6:14]] = prov
+		}
+	}
 }
 
-func TestCounts(t *testing.T) {
-	d := Build()
+func TestUnknownProvincePanics(t *testing.T) {
+	if KnownProvince("11") || !KnownProvince("32") {
+		t.Fatal("KnownProvince")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal(`BuildProvince("11") did not panic`)
+		}
+	}()
+	BuildProvince("11")
+}
+
+// forEachProvince runs a subtest per province on its dataset.
+func forEachProvince(t *testing.T, f func(t *testing.T, d *Dataset)) {
+	for _, prov := range Provinces() {
+		t.Run(prov, func(t *testing.T) { f(t, BuildProvince(prov)) })
+	}
+}
+
+func TestCounts(t *testing.T) { forEachProvince(t, testCounts) }
+
+func testCounts(t *testing.T, d *Dataset) {
 	byClass := map[yibao.ItemClass]int{}
 	byKind := map[yibao.ItemKind]int{}
 	for _, it := range d.Catalog {
@@ -62,8 +98,9 @@ func TestCounts(t *testing.T) {
 	t.Logf("catalog %d (by class %v, by kind %v), persons %d %v, coverages %d", len(d.Catalog), byClass, byKind, len(d.Persons), cats, len(d.Coverages))
 }
 
-func TestEveryRecordValidates(t *testing.T) {
-	d := Build()
+func TestEveryRecordValidates(t *testing.T) { forEachProvince(t, testEveryRecordValidates) }
+
+func testEveryRecordValidates(t *testing.T, d *Dataset) {
 	for _, r := range d.Regions {
 		if err := r.Validate(); err != nil {
 			t.Errorf("region %s: %v", r.Admdvs, err)

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Builds demo/data/catalog.csv and divisions_37.csv from the staged reference
-data in ../shared/data. A development tool, run by hand when the selection
-changes; the product embeds the CSV files and never reads ../shared.
+"""Builds demo/data/catalog.csv, sample_catalog_import.csv and the division
+files divisions_37.csv (Shandong), divisions_32.csv (Jiangsu) and
+divisions_44.csv (Guangdong) from the staged reference data in
+../shared/data. A development tool, run by hand when the selection changes;
+the product embeds the CSV files and never reads ../shared. A rerun
+reproduces the committed files byte for byte.
 
     python3 demo/data/extract.py /path/to/shared/data
 """
@@ -106,12 +109,24 @@ for i, r in enumerate(mats):
     items.append(dict(code=r["nhsa_consumable_category_code"], name=r["category_name"], kind="material", cls=cls,
                       ratio=ratio, cap=cap, unit="个", spec=r["fee_item"], category="医用耗材", restriction="", valid_to=""))
 
+# Two emergency-care items added by hand from the NHSA duplicate-charge rule
+# library (review/nhsa_service_item_duplicate_charge.csv, 第七批: the first
+# includes the second), with demo prices, so the demo can show a duplicate
+# charge being blocked (PROVENANCE.md). Kept here so a rerun keeps them.
+HAND_ROWS = [
+    ["001103000010000", "急诊监护费", "service", "甲", "", "120.00", "日", "", "医疗服务项目",
+     "含监护、床位、诊查、护理（重复收费规则：不得另收急诊诊查费、床位费）", "2025-01-01", ""],
+    ["001102000030000", "急诊诊查费", "service", "甲", "", "15.00", "次", "", "医疗服务项目", "", "2025-01-01", ""],
+]
+
 with open(os.path.join(out, "catalog.csv"), "w", encoding="utf-8", newline="") as f:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(["code", "name", "kind", "class", "self_pay_ratio", "price_cap", "unit", "spec", "category", "restriction", "valid_from", "valid_to"])
     for it in items:
         w.writerow([it["code"], it["name"], it["kind"], it["cls"], it["ratio"], it["cap"], it["unit"], it["spec"],
                     it["category"], it["restriction"], "2025-01-01", it["valid_to"]])
+    for row in HAND_ROWS:
+        w.writerow(row)
 
 # A second, disjoint slice for the import sample in the README tour.
 sample = [r for r in regular if r["drug_name"] not in seen_names][5::40][:30]
@@ -124,12 +139,16 @@ with open(os.path.join(out, "sample_catalog_import.csv"), "w", encoding="utf-8",
         w.writerow([code, r["drug_name"], "drug", cls, "0.1" if cls == "乙" else "", "", unit_for(r["dosage_form"], r["drug_name"]),
                     r["dosage_form"] or r["drug_type"], r["category_code"] + " " + r["category_name"], r["remark"], "2025-01-01", ""])
 
-with open(os.path.join(out, "divisions_37.csv"), "w", encoding="utf-8", newline="") as f:
-    w = csv.writer(f, lineterminator="\n")
-    w.writerow(["code", "name", "level", "parent_code"])
-    for r in rows("admin_divisions_cn_2023.csv"):
-        if r["code"].startswith("37"):
-            w.writerow([r["code"], r["name"], r["level"], r["parent_code"]])
+# One division file per demo province (demo.BuildProvince): 37 Shandong,
+# 32 Jiangsu, 44 Guangdong; every row whose code starts with the province.
+divisions = rows("admin_divisions_cn_2023.csv")
+for prov in ("37", "32", "44"):
+    with open(os.path.join(out, "divisions_%s.csv" % prov), "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["code", "name", "level", "parent_code"])
+        for r in divisions:
+            if r["code"].startswith(prov):
+                w.writerow([r["code"], r["name"], r["level"], r["parent_code"]])
 
 by = {}
 for it in items:
