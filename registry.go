@@ -24,6 +24,12 @@ var ChinaTime = time.FixedZone("CST", 8*3600)
 // DateOf is the calendar date of t in China time, YYYY-MM-DD.
 func DateOf(t time.Time) string { return t.In(ChinaTime).Format(DateLayout) }
 
+// ValidDate reports whether s is a calendar date in DateLayout.
+func ValidDate(s string) bool {
+	_, err := time.Parse(DateLayout, s)
+	return err == nil
+}
+
 var (
 	admdvsRe   = regexp.MustCompile(`^[1-9][0-9]{5}$`)
 	insutypeRe = regexp.MustCompile(`^[0-9]{3}$`)

@@ -43,6 +43,7 @@ import (
 	"yibao/sim/banksim"
 	"yibao/sim/walletsim"
 	"yibao/sqlstore"
+	"yibao/xregion"
 )
 
 // Version is set at build time with -ldflags "-X yibao/app.Version=…".
@@ -70,6 +71,7 @@ type App struct {
 	Funds     *funds.Service
 	Face      *faceid.Service
 	Bank      *banksim.Server // the in-process bank simulator, when configured
+	XR        *xregion.Node   // the cross-region node, when joined to a hub
 	API       *httpapi.Server
 	// Keys is the key catalog: every data key, derivation secret and
 	// signing key, wrapped under the key store's KEK (docs/security.md).
@@ -189,6 +191,10 @@ func Open(ctx context.Context, cfg Config, logOut io.Writer) (*App, error) {
 	if err := a.openReview(ctx); err != nil {
 		a.Close()
 		return nil, fmt.Errorf("smart review: %w", err)
+	}
+	if err := a.openXR(ctx); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("cross-region: %w", err)
 	}
 	nh := nhsa.New(db, a.Registry, a.Settle, a.Ecert, log)
 	nh.RefundedFor = a.Pay.RefundedFor
@@ -527,8 +533,17 @@ func (a *App) Close() error {
 	return err
 }
 
-// Handler is the whole HTTP surface.
-func (a *App) Handler() http.Handler { return a.API.Handler() }
+// Handler is the whole HTTP surface: the API, and the hub's messages
+// under /xr/v1/ when the node is joined to a hub.
+func (a *App) Handler() http.Handler {
+	if a.XR == nil {
+		return a.API.Handler()
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/xr/v1/", a.XR.Handler())
+	mux.Handle("/", a.API.Handler())
+	return mux
+}
 
 // EnsureAdmin creates the first administrator on an empty user table, with
 // cfg.AdminPassword or a random password it logs once.
@@ -564,6 +579,12 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", a.Config.Addr, err)
 	}
+	return a.ServeOn(ctx, ln, ready)
+}
+
+// ServeOn is Serve on a listener the caller opened (several nodes in one
+// process learn each other's addresses first).
+func (a *App) ServeOn(ctx context.Context, ln net.Listener, ready func(addr string)) error {
 	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	if a.Config.PublicURL == "" {
@@ -581,6 +602,9 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	go a.Review.Run(ctx, 30*time.Second)          // raises review alerts from the day's settlements
 	go a.Credit.Run(ctx, 5*time.Second)           // lost bank answers, growing guarantees, reminders and overdue
 	go a.refreshKeys(ctx)                         // data keys rotated by `yibao keys rotate`
+	if a.XR != nil {
+		go a.XR.Run(ctx, 2*time.Second) // settlements left in doubt, reversals for the hub
+	}
 	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
 	if ready != nil {
 		ready(ln.Addr().String())

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"yibao/demo"
 	"yibao/sqlstore"
 )
 
@@ -64,6 +65,19 @@ type Config struct {
 	PKCS11Token    string `json:"pkcs11_token"`     // the token's label, YIBAO_PKCS11_TOKEN
 	PKCS11PIN      string `json:"pkcs11_pin"`       // the user PIN, YIBAO_PKCS11_PIN (keep it in the environment)
 	PKCS11KEKLabel string `json:"pkcs11_kek_label"` // the KEK's label, YIBAO_PKCS11_KEK_LABEL; default yibao-kek
+	// Cross-region (docs/cross-region.md): with xr_hub set, this node joins
+	// the national hub at that URL as node xr_node, keeping the insured of
+	// the provinces in xr_prefixes (comma-separated 2-digit codes; default
+	// the demo province); xr_hub_key is the hub's public key (PEM file).
+	// YIBAO_XR_HUB, YIBAO_XR_NODE, YIBAO_XR_PREFIXES, YIBAO_XR_HUB_KEY
+	XRHub      string `json:"xr_hub"`
+	XRNode     string `json:"xr_node"`
+	XRPrefixes string `json:"xr_prefixes"`
+	XRHubKey   string `json:"xr_hub_key"`
+	// DemoProvince is the province whose demo dataset a demo node seeds
+	// (demo.BuildProvince): "37" Shandong (the default), "32" Jiangsu or
+	// "44" Guangdong. YIBAO_DEMO_PROVINCE, --demo-province
+	DemoProvince string `json:"demo_province"`
 }
 
 // Defaults returns the configuration used when nothing is set.
@@ -84,6 +98,7 @@ func Defaults() Config {
 		LogOrigin:          "yibao.local/log",
 		KeyStore:           "software",
 		PKCS11KEKLabel:     "yibao-kek",
+		DemoProvince:       "37",
 	}
 }
 
@@ -140,6 +155,11 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 	str("YIBAO_PKCS11_TOKEN", &c.PKCS11Token)
 	str("YIBAO_PKCS11_PIN", &c.PKCS11PIN)
 	str("YIBAO_PKCS11_KEK_LABEL", &c.PKCS11KEKLabel)
+	str("YIBAO_XR_HUB", &c.XRHub)
+	str("YIBAO_XR_NODE", &c.XRNode)
+	str("YIBAO_XR_PREFIXES", &c.XRPrefixes)
+	str("YIBAO_XR_HUB_KEY", &c.XRHubKey)
+	str("YIBAO_DEMO_PROVINCE", &c.DemoProvince)
 	for _, f := range []struct {
 		name string
 		dst  *int64
@@ -183,11 +203,16 @@ func (c *Config) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DB, "db", c.DB, "database: SQLite file path or postgres:// DSN (default <data-dir>/yibao.db)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.StringVar(&c.DemoProvince, "demo-province", c.DemoProvince, "the province a demo node seeds: 37 (Shandong), 32 (Jiangsu) or 44 (Guangdong)")
 }
 
 // Validate checks c and fills derived defaults. Messages name the setting.
 func (c *Config) Validate() error {
+	if c.DemoProvince == "" {
+		c.DemoProvince = "37" // first: the cross-region prefixes default to it
+	}
 	var errs []string
+	errs = append(errs, c.validateXR()...)
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Sprintf("addr %q: must be host:port, e.g. 127.0.0.1:8080", c.Addr))
 	}
@@ -245,6 +270,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Sprintf("key_store %q: must be software or pkcs11", c.KeyStore))
+	}
+	if !demo.KnownProvince(c.DemoProvince) {
+		errs = append(errs, fmt.Sprintf("demo_province %q: must be one of %s", c.DemoProvince, strings.Join(demo.Provinces(), ", ")))
 	}
 	if c.WalletKeys == "" {
 		c.WalletKeys = filepath.Join(c.DataDir, "wallet-keys")

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"flag"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,7 @@ func TestConfigLayers(t *testing.T) {
 	if err := c.LoadFile("testdata/config_ok.json"); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"YIBAO_ADDR": "127.0.0.1:7000", "YIBAO_DB": "postgres://u@h/db", "YIBAO_SESSION_TTL": "30m"}
+	env := map[string]string{"YIBAO_ADDR": "127.0.0.1:7000", "YIBAO_DB": "postgres://u@h/db", "YIBAO_SESSION_TTL": "30m", "YIBAO_DEMO_PROVINCE": "44"}
 	if err := c.LoadEnv(func(k string) string { return env[k] }); err != nil {
 		t.Fatal(err)
 	}
@@ -19,11 +20,17 @@ func TestConfigLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The file set the format and body limit; the environment overrode addr and ttl.
-	if c.Addr != "127.0.0.1:7000" || c.LogFormat != "json" || c.MaxBodyBytes != 2048 || c.SessionTTL != 30*time.Minute || c.DB != "postgres://u@h/db" {
+	if c.Addr != "127.0.0.1:7000" || c.LogFormat != "json" || c.MaxBodyBytes != 2048 || c.SessionTTL != 30*time.Minute || c.DB != "postgres://u@h/db" || c.DemoProvince != "44" {
 		t.Fatalf("config = %+v", c)
 	}
 	if r := c.Redacted(); strings.Contains(r.DB, "u@") && !strings.Contains(r.DB, "…") {
 		t.Fatalf("DSN not redacted: %s", r.DB)
+	}
+	// Flags override the environment.
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.Flags(fs)
+	if err := fs.Parse([]string{"--demo-province", "32"}); err != nil || c.Validate() != nil || c.DemoProvince != "32" {
+		t.Fatalf("--demo-province: %v, %s", err, c.DemoProvince)
 	}
 }
 
@@ -43,6 +50,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{"short admin password", func(c *Config) { c.AdminPassword = "x" }, nil, "admin_password"},
 		{"env not a number", nil, map[string]string{"YIBAO_MAX_BODY_BYTES": "lots"}, "YIBAO_MAX_BODY_BYTES"},
 		{"env bad duration", nil, map[string]string{"YIBAO_SESSION_TTL": "forever"}, "YIBAO_SESSION_TTL"},
+		{"unknown demo province", nil, map[string]string{"YIBAO_DEMO_PROVINCE": "11"}, "demo_province"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -170,6 +170,14 @@ func TestKeysLegacyDataDirOpens(t *testing.T) {
 	}
 	var ids []string
 	for _, r := range recs {
+		if r.Purpose == keystore.PurposeNode {
+			// The cross-region key came after the catalog: a legacy data
+			// dir has none to import, so it is made new.
+			if r.Origin != "generated" || r.State != keystore.StateActive {
+				t.Errorf("%s: %s, %s", r.ID, r.Origin, r.State)
+			}
+			continue
+		}
 		ids = append(ids, r.ID)
 		if !strings.HasPrefix(r.Origin, "imported: ") || r.State != keystore.StateActive {
 			t.Errorf("%s: %s, %s", r.ID, r.Origin, r.State)

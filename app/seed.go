@@ -27,11 +27,19 @@ type SeedReport struct {
 	Took                                                                                   time.Duration
 }
 
+// DemoDataset is the demo dataset of the node's province,
+// demo.BuildProvince(Config.DemoProvince): what Seed expects.
+func (a *App) DemoDataset() *demo.Dataset { return demo.BuildProvince(a.Config.DemoProvince) }
+
 // Seed loads the demo dataset into an empty database through the same
 // services the API uses, so every record passes the same validation. It
-// refuses to touch a database that already has regions.
+// refuses to touch a database that already has regions, and a dataset of
+// another province than Config.DemoProvince (see DemoDataset).
 func (a *App) Seed(ctx context.Context, d *demo.Dataset) (*SeedReport, error) {
 	start := time.Now()
+	if d.Province != a.Config.DemoProvince {
+		return nil, yibao.Errorf(yibao.CodePrecondition, "the demo dataset is province %s but this node's demo_province is %s", d.Province, a.Config.DemoProvince)
+	}
 	var n int
 	if err := a.DB.QueryRow(ctx, `SELECT COUNT(*) FROM regions`).Scan(&n); err != nil {
 		return nil, err
@@ -156,7 +164,7 @@ func AddDemoPayers(w *walletsim.Server, d *demo.Dataset) {
 // family, publishes today's appointment slots and settles a few bills, so
 // that the console has something to show.
 func (a *App) seedMoney(ctx context.Context, d *demo.Dataset, r *SeedReport) error {
-	for _, doc := range demo.Policies() {
+	for _, doc := range demo.PolicyDocs(d.Province) {
 		if _, err := a.Settle.BootstrapPolicy(ctx, doc); err != nil {
 			return fmt.Errorf("seed policy: %w", err)
 		}
@@ -195,7 +203,7 @@ func (a *App) seedMoney(ctx context.Context, d *demo.Dataset, r *SeedReport) err
 	}
 	var employees []string
 	for _, c := range d.Coverages {
-		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == d.CapitalRegion() {
 			employees = append(employees, c.PsnNo)
 		}
 	}
@@ -226,7 +234,7 @@ func (a *App) seedMoney(ctx context.Context, d *demo.Dataset, r *SeedReport) err
 	// A few settled outpatient bills at the first hospital.
 	var h1 string
 	for _, in := range d.Institutions {
-		if in.Kind == yibao.KindHospital && in.Admdvs == "370100" {
+		if in.Kind == yibao.KindHospital && in.Admdvs == d.CapitalRegion() {
 			h1 = in.Code
 			break
 		}
@@ -275,12 +283,12 @@ func (a *App) seedReview(ctx context.Context, d *demo.Dataset, r *SeedReport) er
 	r.ReviewRules++
 	var hospitals, employees []string
 	for _, in := range d.Institutions {
-		if in.Kind == yibao.KindHospital && in.Admdvs == "370100" {
+		if in.Kind == yibao.KindHospital && in.Admdvs == d.CapitalRegion() {
 			hospitals = append(hospitals, in.Code)
 		}
 	}
 	for _, c := range d.Coverages {
-		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == "370100" {
+		if c.Insutype == "310" && c.EndDate == "" && c.Admdvs == d.CapitalRegion() {
 			employees = append(employees, c.PsnNo)
 		}
 	}

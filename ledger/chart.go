@@ -78,6 +78,21 @@ func BankRepayments(bank string) Account {
 	return Account{ID: "repaid:" + bank, Ledger: CNY, Kind: KindBankRepayments}
 }
 
+// InterRegion is this node's position with the node of another region
+// (admdvs is that region's 6-digit code): the treating node debits it
+// for what the insured region's funds owe (异地垫付), the insured node
+// credits it for what its funds owe the treating region. Monthly clearing
+// brings it back to zero.
+func InterRegion(admdvs string) Account {
+	return Account{ID: "xr:" + admdvs, Ledger: CNY, Kind: KindInterRegion}
+}
+
+// ClearingHouse is the national hub as seen from a node, or a region as
+// seen from the hub: the money monthly clearing moves.
+func ClearingHouse(id string) Account {
+	return Account{ID: "xrclear:" + id, Ledger: CNY, Kind: KindClearingHouse}
+}
+
 // InstitutionAccounts are the accounts every institution gets.
 func InstitutionAccounts(fixmedinsCode string) []Account {
 	return []Account{HospitalReceivable(fixmedinsCode), HospitalBank(fixmedinsCode), PatientCash(fixmedinsCode)}

@@ -41,6 +41,8 @@ const (
 	KindCreditLine         AccountKind = "credit_line"         // a bank credit agreement
 	KindCreditLimits       AccountKind = "credit_limits"       // a bank's granted limits: lines are funded from here (outside world)
 	KindBankRepayments     AccountKind = "bank_repayments"     // repayments patients made to a bank directly (outside world)
+	KindInterRegion        AccountKind = "inter_region"        // position with another region's node: debit = they owe us, credit = we owe them
+	KindClearingHouse      AccountKind = "clearing_house"      // the national hub's settlement account (outside world)
 	KindSystem             AccountKind = "system"              // tests and benchmarks
 )
 

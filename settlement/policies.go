@@ -280,6 +280,9 @@ func (s *Service) forgetPolicies() {
 
 // published returns the region's published versions, cached.
 func (s *Service) published(ctx context.Context, admdvs string) ([]*policy.Policy, error) {
+	if s.isRemote(admdvs) {
+		return s.remotePublished(ctx, admdvs)
+	}
 	s.mu.RLock()
 	list, ok := s.policies[admdvs]
 	s.mu.RUnlock()

@@ -55,8 +55,17 @@ type Service struct {
 	// calculated (pre-settlement and settlement).
 	Review ReviewFunc
 
+	// Remote reaches the nodes of other regions for cross-region
+	// settlement (nil: this node settles only the persons it insures).
+	Remote Remote
+
 	mu       sync.RWMutex
 	policies map[string][]*policy.Policy // published versions by region, loaded lazily
+	remote   remotePolicies              // other regions' published versions
+
+	// hookAfterPrepare, in tests, runs after a cross-region settlement
+	// is prepared here and before the hub is asked (a crash point).
+	hookAfterPrepare func(setlID string) error
 
 	// persons serialises this process's settlements of one person, so
 	// that concurrent bills of the same patient queue instead of racing

@@ -184,6 +184,7 @@ type plan struct {
 	accounts  []ledger.Account
 	family    string
 	review    []ReviewHit
+	remote    bool // the insured region is kept by another node
 }
 
 // prepare loads everything a settlement depends on and runs the calculator.
@@ -235,18 +236,31 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 	if person.Age >= 60 {
 		person.Groups = append(person.Groups, "elderly")
 	}
-	p := &plan{v: v, kind: kind, lines: lines, pol: pol}
-	acc, ver, exists, err := s.loadAccumulators(ctx, s.db, v.PsnNo, v.Insutype, year, month)
-	if err != nil {
-		return nil, err
-	}
-	p.accVer, p.accExists = ver, exists
-	if b, err := s.led.Balance(ctx, ledger.PersonalAccount(v.PsnNo).ID); err == nil {
-		acc.AccountBalance = max(b.Available, 0)
-	} else if !yibao.IsCode(err, yibao.CodeNotFound) {
-		return nil, err
+	p := &plan{v: v, kind: kind, lines: lines, pol: pol, remote: s.isRemote(v.InsuAdmdvs)}
+	var acc policy.Accumulators
+	if p.remote {
+		// The insured region keeps the accumulators and the account.
+		snap, err := s.Remote.Snapshot(ctx, SnapshotRequest{InsuAdmdvs: v.InsuAdmdvs, PsnNo: v.PsnNo, Insutype: v.Insutype, Year: year, Month: month})
+		if err != nil {
+			return nil, err
+		}
+		acc, p.accVer, p.accExists = snap.Accumulators, snap.Version, snap.Exists
+		acc.AccountBalance = snap.Account
+	} else {
+		acc, p.accVer, p.accExists, err = s.loadAccumulators(ctx, s.db, v.PsnNo, v.Insutype, year, month)
+		if err != nil {
+			return nil, err
+		}
+		if b, err := s.led.Balance(ctx, ledger.PersonalAccount(v.PsnNo).ID); err == nil {
+			acc.AccountBalance = max(b.Available, 0)
+		} else if !yibao.IsCode(err, yibao.CodeNotFound) {
+			return nil, err
+		}
 	}
 	in := &policy.Input{Person: person, Visit: pv, Accumulators: acc, UseAccount: r.UseAccount}
+	if r.FamilyPsnNo != "" && p.remote {
+		return nil, yibao.Errorf(yibao.CodePrecondition, "family mutual aid (家庭共济) is not available for cross-region settlement")
+	}
 	if r.FamilyPsnNo != "" {
 		if err := s.checkFamily(ctx, r.FamilyPsnNo, v.PsnNo); err != nil {
 			return nil, err
@@ -296,6 +310,15 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 		return nil, err
 	}
 	p.in, p.res = in, res
+	if p.remote {
+		if r.PayMode == PayLater || r.Hold != nil {
+			return nil, yibao.FieldError("pay_mode", "a cross-region settlement is paid at the counter (pay_mode cash)")
+		}
+		if err := p.remoteLegs(); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
 	if err := p.buildLegs(r.PayMode, r.Hold); err != nil {
 		return nil, err
 	}
@@ -465,7 +488,12 @@ func (s *Service) Settle(ctx context.Context, id string, r SettleRequest) (*Sett
 				return nil, err
 			}
 		}
-		st, err := s.commitPlan(ctx, p, r.PayMode, who.ID(), r.Also, r.Release)
+		var st *Settlement
+		if p.remote {
+			st, err = s.settleRemote(ctx, p, r, who.ID())
+		} else {
+			st, err = s.commitPlan(ctx, p, r.PayMode, who.ID(), r.Also, r.Release)
+		}
 		if err == nil {
 			return st, nil
 		}
@@ -493,12 +521,12 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 		PayMode: payMode, Status: StatusCompleted, Year: p.res.Accumulators.Year, MedfeeSumamt: si.MedfeeSumamt, FundPaySumamt: si.FundPaySumamt,
 		AcctPay: si.AcctPay, PsnCashPay: si.PsnCashPay, Legs: p.legs, Result: p.res, Lines: p.lines, Review: p.review, CreatedBy: who, CreatedAt: now.UTC()}
 	var expires int64
-	if payMode == PayLater {
+	if payMode == PayLater || p.remote {
 		st.Status = StatusPending
 		exp := now.Add(s.PendingTTL).UTC()
 		st.ExpiresAt, expires = &exp, micros(exp)
 	}
-	if payMode == PayCash {
+	if payMode == PayCash && !p.remote {
 		st.Channel = PayCash
 		st.ResolvedAt = &st.CreatedAt
 	}
@@ -515,7 +543,9 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 	}
 	unit := engine.Unit{Accounts: p.accounts, Transfers: append(ts, legTransfers(st.SetlID, "settlement", p.legs)...)}
 	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
-		if err := s.saveAccumulators(ctx, tx, p.v.PsnNo, p.v.Insutype, &p.res.Accumulators, p.accVer, p.accExists); err != nil {
+		if p.remote {
+			// the insured node applies the change when it prepares
+		} else if err := s.saveAccumulators(ctx, tx, p.v.PsnNo, p.v.Insutype, &p.res.Accumulators, p.accVer, p.accExists); err != nil {
 			return err
 		}
 		res, err := tx.Exec(ctx, `UPDATE visits SET segments = segments + 1, status = ?, updated_at = ? WHERE mdtrt_id = ? AND segments = ? AND status = ?`,
@@ -549,7 +579,7 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 			}
 		}
 		var resolved int64
-		if payMode == PayCash {
+		if payMode == PayCash && !p.remote {
 			resolved = micros(now)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO settlements (setl_id, mdtrt_id, psn_no, fixmedins_code, insutype, insu_admdvs, policy_version, kind,
@@ -901,7 +931,11 @@ func (s *Service) undo(ctx context.Context, st *Settlement, ts []ledger.Transfer
 		if n, _ := res.RowsAffected(); n != 1 {
 			return yibao.Errorf(yibao.CodeConflict, "settlement %s changed meanwhile", st.SetlID)
 		}
-		if err := s.restoreAccumulators(ctx, tx, st); err != nil {
+		if s.isRemote(st.InsuAdmdvs) {
+			if err := s.remoteUndone(ctx, tx, st, to); err != nil {
+				return err
+			}
+		} else if err := s.restoreAccumulators(ctx, tx, st); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE fee_lines SET setl_id = '' WHERE setl_id = ?`, st.SetlID); err != nil {
@@ -931,7 +965,8 @@ func (s *Service) undo(ctx context.Context, st *Settlement, ts []ledger.Transfer
 // ExpirePending voids every pending settlement past its deadline and
 // returns how many it voided.
 func (s *Service) ExpirePending(ctx context.Context) (int, error) {
-	ids, err := s.db.Strings(ctx, `SELECT setl_id FROM settlements WHERE status = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 500`, micros(s.now()))
+	ids, err := s.db.Strings(ctx, `SELECT setl_id FROM settlements WHERE status = 'pending' AND expires_at <= ?
+		AND NOT EXISTS (SELECT 1 FROM xr_treating x WHERE x.setl_id = settlements.setl_id AND x.state = 'prepared') ORDER BY expires_at LIMIT 500`, micros(s.now()))
 	if err != nil {
 		return 0, err
 	}

@@ -86,16 +86,20 @@ type FeeLine struct {
 
 // VisitRequest opens a visit.
 type VisitRequest struct {
-	PsnNo             string `json:"psn_no"`
-	FixmedinsCode     string `json:"fixmedins_code"`
-	Type              string `json:"visit_type"`
-	Insutype          string `json:"insutype,omitempty"` // default: the person's basic scheme in force
-	DeptCode          string `json:"dept_code,omitempty"`
-	DeptName          string `json:"dept_name,omitempty"`
-	BeginDate         string `json:"begin_date,omitempty"` // default today
-	DiseCodg          string `json:"dise_codg,omitempty"`
-	CrossStatus       string `json:"cross_status,omitempty"` // default local, or unregistered when treated outside the insured region
-	CrossScope        string `json:"cross_scope,omitempty"`
+	PsnNo         string `json:"psn_no"`
+	FixmedinsCode string `json:"fixmedins_code"`
+	Type          string `json:"visit_type"`
+	Insutype      string `json:"insutype,omitempty"` // default: the person's basic scheme in force
+	DeptCode      string `json:"dept_code,omitempty"`
+	DeptName      string `json:"dept_name,omitempty"`
+	BeginDate     string `json:"begin_date,omitempty"` // default today
+	DiseCodg      string `json:"dise_codg,omitempty"`
+	CrossStatus   string `json:"cross_status,omitempty"` // default local, or unregistered when treated outside the insured region
+	CrossScope    string `json:"cross_scope,omitempty"`
+	// InsuplcAdmdvs is the insured region (NHSA insuplc_admdvs). For a
+	// person insured by another region's node it routes the look-up; by
+	// default the region is read from the psn_no's first four digits.
+	InsuplcAdmdvs     string `json:"insuplc_admdvs,omitempty"`
 	TransferFromLevel int    `json:"transfer_from_level,omitempty"`
 	SlotID            string `json:"slot_id,omitempty"`
 	// How the patient identified (NHSA mdtrt_cert_type): set by the API
@@ -126,10 +130,7 @@ func scanVisit(sc interface{ Scan(...any) error }) (*Visit, error) {
 	return &v, nil
 }
 
-func validDate(s string) bool {
-	_, err := time.Parse(time.DateOnly, s)
-	return err == nil
-}
+func validDate(s string) bool { return yibao.ValidDate(s) }
 
 // basicSchemes are the schemes a visit settles under, in order of preference.
 var basicSchemes = []string{"310", "390"}
@@ -175,6 +176,17 @@ func (s *Service) OpenVisit(ctx context.Context, r VisitRequest) (*Visit, error)
 	}
 	if (kind == string(yibao.KindPharmacy)) != (r.Type == policy.Pharmacy) {
 		return nil, yibao.FieldError("visit_type", "pharmacies sell (visit_type pharmacy); hospitals treat")
+	}
+	if ad := s.insuredRegionOf(r); s.isRemote(ad) {
+		// Insured by another region's node: fetch the person, their
+		// coverage and the filing that applies here, and keep a copy.
+		status, err := s.importRemotePerson(ctx, r, ad, admdvs)
+		if err != nil {
+			return nil, err
+		}
+		if r.CrossStatus == "" {
+			r.CrossStatus = status
+		}
 	}
 	var n int
 	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM persons WHERE psn_no = ?`, r.PsnNo).Scan(&n); err != nil {

@@ -16,8 +16,9 @@ import (
 )
 
 // Open returns a seeded platform. tune, if not nil, adjusts the
-// configuration first (wallets, log level, …); the defaults are quick
-// password hashing, errors-only logs and no wallet simulators.
+// configuration first (wallets, log level, demo province, …); the defaults
+// are quick password hashing, errors-only logs, no wallet simulators and
+// the Shandong demo (37).
 func Open(t testing.TB, tune func(*app.Config)) (*app.App, *demo.Dataset) {
 	t.Helper()
 	cfg := app.Defaults()
@@ -36,7 +37,7 @@ func Open(t testing.TB, tune func(*app.Config)) (*app.App, *demo.Dataset) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	d := demo.Build()
+	d := a.DemoDataset() // demo.Build() unless tune sets DemoProvince
 	if _, err := a.Seed(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}

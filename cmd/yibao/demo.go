@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 
 	"yibao/app"
-	"yibao/demo"
 	"yibao/face"
 	"yibao/sqlstore"
 )
@@ -44,7 +43,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer a.Close()
-	d := demo.Build()
+	d := a.DemoDataset() // the province of --demo-province (YIBAO_DEMO_PROVINCE), Shandong by default
 	var n int
 	if err := a.DB.QueryRow(ctx, `SELECT COUNT(*) FROM regions`).Scan(&n); err != nil {
 		return err
@@ -71,7 +70,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		base := "http://" + addr
 		fmt.Fprintf(stdout, "\nyibao demo is running on %s (database: %s)\n\n", base, dbName(a.Config))
 		fmt.Fprintf(stdout, "  patient     %s/app/      (e-certificate: activate with a demo person's ID number and name)\n", base)
-		fmt.Fprintf(stdout, "  cashier     %s/cashier/  (cashier.h37010000001 / cashier123: scan a code, settle)\n", base)
+		cashier := d.Users[0]
+		for _, u := range d.Users {
+			if u.Role == "cashier" {
+				cashier = u
+				break
+			}
+		}
+		fmt.Fprintf(stdout, "  cashier     %s/cashier/  (%s / %s: scan a code, settle)\n", base, cashier.Username, cashier.Password)
 		fmt.Fprintf(stdout, "  bureau      %s/admin/    (admin / admin123, and auditor / auditor123 to approve policies)\n", base)
 		if a.Wallets != nil {
 			fmt.Fprintf(stdout, "  wallets     %s  (WeChat Pay and Alipay simulators: every demo person has %s yuan in each)\n", a.Wallets.URL, app.DemoWalletBalance)

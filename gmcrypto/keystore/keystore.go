@@ -65,6 +65,7 @@ const (
 	PurposeCheckpointSM2     = "checkpoint-sm2"     // signs the transparency log's checkpoints (receipts)
 	PurposeCheckpointEd25519 = "checkpoint-ed25519" // signs them too (note's own algorithm)
 	PurposeBankRequest       = "bank-request"       // signs the platform's requests to partner banks
+	PurposeNode              = "node-request"       // signs this node's messages to the cross-region hub
 )
 
 // Spec describes a purpose.
@@ -83,6 +84,7 @@ var Specs = []Spec{
 	{PurposeCheckpointSM2, KindSigning, AlgSM2, "cp-sm2-", true},
 	{PurposeCheckpointEd25519, KindSigning, AlgEd25519, "cp-ed-", true},
 	{PurposeBankRequest, KindSigning, AlgSM2, "bank-sm2-", true},
+	{PurposeNode, KindSigning, AlgSM2, "node-sm2-", true},
 }
 
 // SpecOf returns the spec of a purpose.

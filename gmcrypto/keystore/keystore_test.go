@@ -88,6 +88,9 @@ func TestLegacyDataOpens(t *testing.T) {
 				t.Fatalf("created %d keys, want %d", len(created), len(keystore.Specs))
 			}
 			for _, r := range created {
+				if _, old := lk[r.Purpose]; !old {
+					continue // a purpose newer than the catalog (node-request): made new
+				}
 				if !strings.HasPrefix(r.Origin, "imported: ") || r.Generation() != 1 || r.State != keystore.StateActive {
 					t.Errorf("%s: origin %q, generation %d, state %s", r.ID, r.Origin, r.Generation(), r.State)
 				}
@@ -122,7 +125,7 @@ func TestLegacyDataOpens(t *testing.T) {
 			// The wrapped rows hold no key in clear.
 			recs, _ := c.List(ctx)
 			for _, r := range recs {
-				if bytes.Contains(r.Wrapped, lk[r.Purpose].Material) {
+				if l, old := lk[r.Purpose]; old && bytes.Contains(r.Wrapped, l.Material) {
 					t.Errorf("%s: the wrapped column holds the key in clear", r.ID)
 				}
 			}
