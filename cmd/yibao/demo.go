@@ -16,11 +16,20 @@ import (
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keep := false
+	regions := 1
 	cfg, _, err := loadConfig("demo", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&keep, "keep", false, "keep an existing demo database instead of starting fresh")
+		fs.IntVar(&regions, "regions", 1, "province nodes to run with a national hub for cross-region care (2 or 3); 1 runs one node")
 	})
 	if err != nil {
 		return err
+	}
+	if regions > 1 {
+		dir := cfg.DataDir
+		if dir == app.Defaults().DataDir {
+			dir = filepath.Join(dir, "regions")
+		}
+		return runRegionsDemo(ctx, regions, keep, dir, stdout, stderr)
 	}
 	if cfg.DataDir == app.Defaults().DataDir {
 		cfg.DataDir = filepath.Join(cfg.DataDir, "demo")
