@@ -40,6 +40,8 @@ func commands() []command {
 		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
 		{"chaos", "crash test R1 under load: yibao chaos crash [--kills N] [--pg DSN]", runChaos},
 		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr|settle|log|face|e2e", runBench},
+		{"hub", "the national cross-region hub: yibao hub serve --nodes FILE | status | txns | clearing MONTH [--run]", runHub},
+		{"xr", "settle a patient insured in another province at a node: yibao xr settle --url NODE --psn PSN", runXR},
 		{"version", "print the version", runVersion},
 	}
 }
