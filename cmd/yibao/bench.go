@@ -23,7 +23,7 @@ import (
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("usage: yibao bench ledger|calc|qr|settle|log|face|e2e [flags]")
+		return errors.New("usage: yibao bench ledger|calc|qr|settle|log|face|e2e|xr [flags]")
 	}
 	switch args[0] {
 	case "ledger":
@@ -40,8 +40,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchLog(ctx, args[1:], stdout, stderr)
 	case "e2e":
 		return benchE2E(ctx, args[1:], stdout, stderr)
+	case "xr":
+		return benchXR(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown benchmark %q (have: ledger, calc, qr, settle, log, face, e2e)", args[0])
+	return fmt.Errorf("unknown benchmark %q (have: ledger, calc, qr, settle, log, face, e2e, xr)", args[0])
 }
 
 func benchLedger(ctx context.Context, args []string, stdout, stderr io.Writer) error {
