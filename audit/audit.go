@@ -20,14 +20,15 @@ import (
 
 // Entry kinds.
 const (
-	KindSettlement = "settlement" // a settlement's creation and every state change
-	KindPayment    = "payment"    // a payment order's final states
-	KindRefund     = "refund"     // a refund finished at the wallet or counter
-	KindPolicy     = "policy"     // a policy version drafted, submitted, approved, rejected
-	KindKey        = "key"        // institution keys, channels, webhooks
-	KindCredit     = "credit"     // credit agreements, repayments, limits, bank settlement files
-	KindFace       = "face"       // face consents, enrolments and deletions (never a template or an image)
-	KindFund       = "fund"       // fund runs: contributions, crediting, payouts, corrections (prepared, approved, done)
+	KindSettlement = "settlement"   // a settlement's creation and every state change
+	KindPayment    = "payment"      // a payment order's final states
+	KindRefund     = "refund"       // a refund finished at the wallet or counter
+	KindPolicy     = "policy"       // a policy version drafted, submitted, approved, rejected
+	KindKey        = "key"          // institution keys, channels, webhooks
+	KindCredit     = "credit"       // credit agreements, repayments, limits, bank settlement files
+	KindFace       = "face"         // face consents, enrolments and deletions (never a template or an image)
+	KindFund       = "fund"         // fund runs: contributions, crediting, payouts, corrections (prepared, approved, done)
+	KindXR         = "cross_region" // the insured node's side of cross-region care: a person disclosed to another node, funds prepared, committed, aborted, reversed
 )
 
 // Entry is one audit record. Its canonical form (Canonical) is what the

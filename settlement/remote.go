@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/audit"
 	"yibao/ledger"
 	"yibao/ledger/engine"
 	"yibao/money"
@@ -213,6 +214,16 @@ func (p *plan) prepareFor(setlID, treating string) *Prepare {
 	return m
 }
 
+// neverExpire takes the ledger's backstop off pending legs: the legs of a
+// two-phase settlement wait for the hub's decision however long it takes,
+// so the decision can always be applied.
+func neverExpire(ts []ledger.Transfer) []ledger.Transfer {
+	for i := range ts {
+		ts[i].Timeout = 0
+	}
+	return ts
+}
+
 // errInDoubt wraps a cross-region settlement whose outcome the hub has
 // not told yet.
 func inDoubt(setlID string, err error) error {
@@ -402,6 +413,16 @@ func (s *Service) PersonInsured(ctx context.Context, r PersonRequest) (*RemotePe
 	if err != nil {
 		return nil, err
 	}
+	// Who learned whom is on the record: the person goes out in clear.
+	now := s.now()
+	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
+		return s.Audit.Record(ctx, tx, audit.Entry{ID: fmt.Sprintf("cross_region:person:%s:%s:%d", s.Audit.Person(r.PsnNo), r.FixmedinsCode, now.UnixMicro()),
+			Kind: audit.KindXR, At: audit.Stamp(now), Actor: "node:" + r.TreatingAdmdvs, Subject: s.Audit.Person(r.PsnNo),
+			Data: map[string]any{"event": "person_disclosed", "treating_admdvs": r.TreatingAdmdvs, "fixmedins_code": r.FixmedinsCode, "date": r.Date}})
+	})
+	if err != nil {
+		return nil, err
+	}
 	return &RemotePerson{Person: *p, Region: *reg, Coverages: covs, Filing: f}, nil
 }
 
@@ -463,7 +484,7 @@ func (s *Service) PrepareInsured(ctx context.Context, m *Prepare) (*Decision, er
 	legs, accs := insuredLegs(m)
 	change, _ := json.Marshal(m.Change)
 	legJSON, _ := json.Marshal(legs)
-	unit := engine.Unit{Accounts: accs, Transfers: legTransfers(m.TxID+":xr", "cross_region", legs)}
+	unit := engine.Unit{Accounts: accs, Transfers: neverExpire(legTransfers(m.TxID+":xr", "cross_region", legs))}
 	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
 		if err := s.saveAccumulators(ctx, tx, m.PsnNo, m.Insutype, &m.Change, m.Version, m.Exists); err != nil {
 			return err
@@ -473,7 +494,10 @@ func (s *Service) PrepareInsured(ctx context.Context, m *Prepare) (*Decision, er
 			acct_pay, acc_change, legs, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.TxID, m.PsnNo, m.Insutype, m.InsuAdmdvs, m.TreatingAdmdvs, m.FixmedinsCode, int64(m.MedfeeSumamt), int64(m.FundPay), int64(m.AcctPay),
 			string(change), string(legJSON), XRPrepared, now, now)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.auditInsured(ctx, tx, m, legs, XRPrepared)
 	}
 	_, err := s.led.Submit(ctx, unit)
 	switch {
@@ -551,7 +575,7 @@ func (s *Service) CommitInsured(ctx context.Context, txid, clrMonth string) erro
 		ts = append(ts, ledger.Transfer{ID: txid + ":xr:post:" + l.Leg, PendingID: txid + ":xr:" + l.Leg, Amount: l.Amount, Flags: ledger.PostPending,
 			Code: "cross_region_post", UserData: txid, Leg: l.Leg})
 	}
-	return s.moveInsured(ctx, txid, ts, XRPrepared, XRCommitted, "clr_month", clrMonth, nil)
+	return s.moveInsured(ctx, txid, ts, XRPrepared, XRCommitted, "clr_month", clrMonth, r, false)
 }
 
 // AbortInsured voids what the insured node reserved and takes the
@@ -583,7 +607,7 @@ func (s *Service) AbortInsured(ctx context.Context, txid string) error {
 		ts = append(ts, ledger.Transfer{ID: txid + ":xr:void:" + l.Leg, PendingID: txid + ":xr:" + l.Leg, Flags: ledger.VoidPending,
 			Code: "cross_region_void", UserData: txid, Leg: l.Leg})
 	}
-	return s.moveInsured(ctx, txid, ts, XRPrepared, XRAborted, "", "", r)
+	return s.moveInsured(ctx, txid, ts, XRPrepared, XRAborted, "", "", r, true)
 }
 
 // ReverseInsured gives back a committed cross-region settlement (the
@@ -610,19 +634,19 @@ func (s *Service) ReverseInsured(ctx context.Context, txid, revMonth string) err
 		ts = append(ts, ledger.Transfer{ID: txid + ":xr:rev:" + l.Leg, DebitAccountID: l.Credit, CreditAccountID: l.Debit, Amount: l.Amount,
 			Ledger: ledger.CNY, Code: "cross_region_reversal", UserData: txid, Leg: l.Leg})
 	}
-	return s.moveInsured(ctx, txid, ts, XRCommitted, XRReversed, "rev_month", revMonth, r)
+	return s.moveInsured(ctx, txid, ts, XRCommitted, XRReversed, "rev_month", revMonth, r, true)
 }
 
 // moveInsured moves an insured-side row from one state to another in one
-// ledger unit with its transfers; restore, if set, takes its accumulator
-// change back in the same transaction.
-func (s *Service) moveInsured(ctx context.Context, txid string, ts []ledger.Transfer, from, to, monthCol, month string, restore *insuredRow) error {
+// ledger unit with its transfers and audits it; restore takes its
+// accumulator change back in the same transaction.
+func (s *Service) moveInsured(ctx context.Context, txid string, ts []ledger.Transfer, from, to, monthCol, month string, row *insuredRow, restore bool) error {
 	unit := engine.Unit{Transfers: ts}
 	if len(ts) == 0 {
 		unit.Accounts = []ledger.Account{ledger.ClearingHouse("hub")}
 	}
-	if restore != nil {
-		defer s.lockPersons(restore.m.PsnNo)()
+	if restore {
+		defer s.lockPersons(row.m.PsnNo)()
 	}
 	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
 		set, args := `state = ?, updated_at = ?`, []any{to, micros(s.now())}
@@ -637,14 +661,31 @@ func (s *Service) moveInsured(ctx context.Context, txid string, ts []ledger.Tran
 		if n, _ := res.RowsAffected(); n != 1 {
 			return yibao.Errorf(yibao.CodeConflict, "cross-region settlement %s changed meanwhile", txid)
 		}
-		if restore != nil {
-			st := &Settlement{PsnNo: restore.m.PsnNo, Insutype: restore.m.Insutype, Result: &policy.Result{Accumulators: restore.m.Change}}
+		if row != nil {
+			if err := s.auditInsured(ctx, tx, &row.m, row.legs, to); err != nil {
+				return err
+			}
+		}
+		if restore {
+			st := &Settlement{PsnNo: row.m.PsnNo, Insutype: row.m.Insutype, Result: &policy.Result{Accumulators: row.m.Change}}
 			return s.restoreAccumulators(ctx, tx, st)
 		}
 		return nil
 	}
 	_, err := s.led.Submit(ctx, unit)
 	return err
+}
+
+// auditInsured records a state of the insured node's side: the funds and
+// the account it moves, the person by reference.
+func (s *Service) auditInsured(ctx context.Context, tx *sqlstore.Tx, m *Prepare, legs []Leg, state string) error {
+	var ls []map[string]any
+	for _, l := range legs {
+		ls = append(ls, map[string]any{"leg": l.Leg, "debit": s.auditAccount(l.Debit), "credit": l.Credit, "amount": l.Amount.String()})
+	}
+	return s.Audit.Record(ctx, tx, audit.Entry{ID: "cross_region:" + m.TxID + ":" + state, Kind: audit.KindXR, At: audit.Stamp(s.now()),
+		Actor: "hub", Subject: m.TxID, Data: map[string]any{"event": state, "psn": s.Audit.Person(m.PsnNo), "insu_admdvs": m.InsuAdmdvs,
+			"treating_admdvs": m.TreatingAdmdvs, "fixmedins_code": m.FixmedinsCode, "fund_pay": m.FundPay.String(), "acct_pay": m.AcctPay.String(), "legs": ls}})
 }
 
 // InDoubtInsured lists transactions this node prepared and has not heard

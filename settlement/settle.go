@@ -541,7 +541,11 @@ func (s *Service) commitPlan(ctx context.Context, p *plan, payMode, who string, 
 	for _, id := range release {
 		ts = append(ts, ledger.Transfer{ID: st.SetlID + ":release:" + id, PendingID: id, Flags: ledger.VoidPending, Code: "guarantee_release", UserData: st.SetlID})
 	}
-	unit := engine.Unit{Accounts: p.accounts, Transfers: append(ts, legTransfers(st.SetlID, "settlement", p.legs)...)}
+	legs := legTransfers(st.SetlID, "settlement", p.legs)
+	if p.remote {
+		legs = neverExpire(legs) // the hub decides; see remote.go
+	}
+	unit := engine.Unit{Accounts: p.accounts, Transfers: append(ts, legs...)}
 	unit.Statements = func(ctx context.Context, tx *sqlstore.Tx) error {
 		if p.remote {
 			// the insured node applies the change when it prepares
