@@ -2,14 +2,19 @@ package app_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"yibao"
 	"yibao/app"
+	"yibao/ecert"
+	"yibao/ecert/code"
+	"yibao/gmcrypto"
 	"yibao/ledger"
 	"yibao/ledger/engine"
 	"yibao/money"
@@ -466,5 +471,115 @@ func TestMonthlyClearing(t *testing.T) {
 	tx, err := r.Hub.Hub.Txn(ctx, s2.SetlID)
 	if err != nil || tx.ClrMonth <= month {
 		t.Fatalf("a settlement after clearing %s counts in %q (%v)", month, tx.ClrMonth, err)
+	}
+}
+
+// TestCrossRegionECertificate: a Shandong patient shows the e-certificate
+// at a Nanjing hospital. Jiangsu's node cannot verify Shandong's platform,
+// so the code goes to Shandong through the hub, is consumed there once,
+// and Jiangsu issues its own ecToken for the visit; a replay is refused.
+func TestCrossRegionECertificate(t *testing.T) {
+	r := openRegions(t)
+	sd, js := r.Node("37"), r.Node("32")
+	psn := persons(t, sd)[0]
+	var idNo, name string
+	for _, p := range sd.Dataset.Persons {
+		if p.PsnNo == psn {
+			idNo, name = p.IDNumber, p.Name
+		}
+	}
+	ch := yibao.WithPrincipal(context.Background(), ecert.OfficialChannelPrincipal())
+	act, err := sd.App.Ecert.StartActivation(ch, ecert.ActivationRequest{IDNumber: idNo, Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := sd.App.Ecert.DevMessages(yibao.WithPrincipal(context.Background(), yibao.System("test")), 1)
+	otp := regexp.MustCompile(`验证码 ([0-9]{6})`).FindStringSubmatch(msgs[0].Text)[1]
+	key, _ := gmcrypto.GenerateKey(nil)
+	b, err := sd.App.Ecert.ConfirmActivation(ch, act.ActivationID, otp, key.Public().Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, _ := hex.DecodeString(b.Credential)
+	text, _ := (&code.Device{Key: key, Credential: cred}).Generate(time.Now(), b.StepSeconds, 1)
+	var hosp string
+	for _, in := range js.Dataset.Institutions {
+		if in.Kind == yibao.KindHospital && hosp == "" {
+			hosp = in.Code
+		}
+	}
+	cashier := staff(hosp)
+	res, err := js.App.Ecert.Resolve(cashier, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.CertID != b.CertID || res.Person.PsnNo != psn || len(res.Coverages) == 0 {
+		t.Fatalf("resolution %+v", res)
+	}
+	if got, _, err := js.App.Ecert.TokenPerson(cashier, res.EcToken); err != nil || got != psn {
+		t.Fatalf("the Jiangsu token names %q (%v)", got, err)
+	}
+	if _, err := js.App.Ecert.Resolve(cashier, text); !yibao.IsCode(err, yibao.CodeConflict) {
+		t.Fatalf("a replayed code: %v", err)
+	}
+	var at string
+	sd.App.DB.QueryRow(context.Background(), `SELECT fixmedins_code FROM ecert_used_codes WHERE cert_id = ?`, b.CertID).Scan(&at)
+	if at != hosp {
+		t.Fatalf("Shandong recorded the use at %q, want %s", at, hosp)
+	}
+}
+
+// TestHubRefusesOverreach: a node asks only for its own hospitals, begins
+// only its own settlements and reads only transactions it is party to.
+func TestHubRefusesOverreach(t *testing.T) {
+	r := openRegions(t)
+	sd, js := r.Node("37"), r.Node("32")
+	v, ctx := bill(t, js, persons(t, sd)[0], policy.GeneralOutpatient)
+	st, err := settle(ctx, js, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := r.Hub.Hub
+	bg := context.Background()
+	cases := []struct {
+		name string
+		call func() error
+		want yibao.Code
+	}{
+		{"person for another node's hospital", func() error {
+			_, err := h.Forward(bg, "32", "370100", "/xr/v1/person", []byte(`{"psn_no":"`+v.PsnNo+`","insu_admdvs":"370100","treating_admdvs":"440100","fixmedins_code":"H44010000001","date":"2026-12-01"}`))
+			return err
+		}, yibao.CodeForbidden},
+		{"person without a treating region", func() error {
+			_, err := h.Forward(bg, "32", "370100", "/xr/v1/person", []byte(`{"psn_no":"`+v.PsnNo+`"}`))
+			return err
+		}, yibao.CodeForbidden},
+		{"a path the hub does not forward", func() error {
+			_, err := h.Forward(bg, "32", "370100", "/xr/v1/commit", []byte(`{"txid":"x"}`))
+			return err
+		}, yibao.CodeInvalid},
+		{"begin as another region's treating node", func() error {
+			_, err := h.Begin(bg, "32", &settlement.Prepare{TxID: "STX", InsuAdmdvs: "370100", TreatingAdmdvs: "440100"})
+			return err
+		}, yibao.CodeForbidden},
+		{"begin for its own insured", func() error {
+			_, err := h.Begin(bg, "32", &settlement.Prepare{TxID: "STY", InsuAdmdvs: "320100", TreatingAdmdvs: "320200"})
+			return err
+		}, yibao.CodeInvalid},
+		{"read a transaction it is not party to", func() error {
+			_, err := h.Decision(bg, "44", st.SetlID)
+			return err
+		}, yibao.CodeNotFound},
+		{"reverse another node's settlement", func() error {
+			_, err := h.Reverse(bg, "37", st.SetlID)
+			return err
+		}, yibao.CodeForbidden},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.call(); yibao.ErrorCode(err) != c.want {
+				t.Fatalf("got %v, want %s", err, c.want)
+			}
+		})
 	}
 }

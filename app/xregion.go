@@ -58,6 +58,9 @@ func (c *Config) validateXR() []string {
 	if c.XRHubKey == "" {
 		errs = append(errs, "xr_hub_key: the hub's public key file (PEM) is required with xr_hub")
 	}
+	if c.XRDoubtAfter < 0 {
+		errs = append(errs, "xr_doubt_after: must not be negative")
+	}
 	for _, p := range c.xrPrefixes() {
 		if len(p) != 2 || p[0] < '1' || p[0] > '9' || p[1] < '0' || p[1] > '9' {
 			errs = append(errs, fmt.Sprintf("xr_prefixes: %q is not a 2-digit province code", p))
@@ -92,9 +95,11 @@ func (a *App) openXR(ctx context.Context) error {
 	if err := os.WriteFile(filepath.Join(cfg.DataDir, NodePublicKeyFile), pub, 0o644); err != nil {
 		return err
 	}
-	a.XR = xregion.New(xregion.Config{ID: cfg.XRNode, Prefixes: cfg.xrPrefixes(), HubURL: cfg.XRHub, HubKey: hubKey, Key: key, Log: a.Log},
-		a.DB, a.Settle)
+	a.XR = xregion.New(xregion.Config{ID: cfg.XRNode, Prefixes: cfg.xrPrefixes(), HubURL: cfg.XRHub, HubKey: hubKey, Key: key,
+		DoubtAfter: cfg.XRDoubtAfter, Log: a.Log},
+		a.DB, a.Settle, a.Ecert)
 	a.Settle.Remote = a.XR
+	a.Ecert.Remote = a.XR.ResolveCode
 	return nil
 }
 

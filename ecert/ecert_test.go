@@ -308,7 +308,7 @@ func TestCrossProvinceNeedsAFiling(t *testing.T) {
 	w := newWorld(t)
 	dev, _ := w.activate(w.wechat, Beijing, "")
 	_, err := w.svc.Resolve(w.h1, w.code(dev))
-	if !yibao.IsCode(err, yibao.CodePrecondition) || !strings.Contains(err.Error(), "cross_region_not_filed") {
+	if !yibao.IsCode(err, yibao.CodePrecondition) || !strings.Contains(err.Error(), "cross_region_code") {
 		t.Fatalf("%v", err)
 	}
 	// Within the province (Jinan → Qingdao) the code works.

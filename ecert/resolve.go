@@ -36,8 +36,9 @@ type Resolution struct {
 // platform, device credential, device signature, time window (ecert/code),
 // then that the device is still bound and the code was never used — the
 // first successful use consumes it, a second use anywhere is refused. A
-// code of another province's platform is refused unless the person filed
-// for cross-region care (filings arrive with cross-region support).
+// code of another province's platform goes to that province's node
+// through the national hub when the node is joined to one (Remote), and
+// is refused otherwise.
 func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error) {
 	p, err := yibao.RequirePrincipal(ctx)
 	if err != nil {
@@ -46,15 +47,71 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 	if p.Institution == "" {
 		return nil, yibao.Errorf(yibao.CodeForbidden, "only a hospital or pharmacy resolves codes")
 	}
+	var instAdmdvs string
+	if err := s.db.QueryRow(ctx, `SELECT admdvs FROM institutions WHERE fixmedins_code = ?`, p.Institution).Scan(&instAdmdvs); err != nil {
+		return nil, err
+	}
+	if c0, err := code.Parse(text); err == nil {
+		if codeRegion := fmt.Sprintf("%06d", c0.Credential.Admdvs); codeRegion[:2] != instAdmdvs[:2] {
+			if s.Remote == nil {
+				return nil, yibao.Errorf(yibao.CodePrecondition,
+					"cross_region_code: the e-certificate is of region %s, whose platform this node does not reach; identify the patient by ID card (mdtrt_cert_type 02)", codeRegion)
+			}
+			return s.Remote(ctx, text, codeRegion, p.Institution, instAdmdvs)
+		}
+	}
 	now := s.now()
+	tokBytes := make([]byte, 20)
+	rand.Read(tokBytes)
+	token := "EC" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(tokBytes)[:32] // 34 characters
+	th := gmcrypto.SM3([]byte(token))
+	exp := now.Add(s.cfg.TokenTTL)
+	u, err := s.useCode(ctx, text, p.Institution, now, func(ctx context.Context, tx *sqlstore.Tx, u *UsedCode) error {
+		_, err := tx.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			th[:], u.CertID, u.PsnNo, p.Institution, u.BindingID, exp.UnixMicro(), now.UnixMicro())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.resolution(ctx, u, token, exp, p.Institution)
+}
+
+// resolution is what the institution learns of a used code.
+func (s *Service) resolution(ctx context.Context, u *UsedCode, token string, exp time.Time, institution string) (*Resolution, error) {
+	sys := yibao.WithPrincipal(ctx, yibao.System("ecert"))
+	person, err := s.reg.Person(sys, u.PsnNo, false)
+	if err != nil {
+		return nil, err
+	}
+	covs, err := s.reg.CoveragesOn(ctx, u.PsnNo, yibao.DateOf(s.now()))
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "e-certificate resolved", "cert_id", u.CertID, "institution", institution, "binding", u.BindingID, "proxy", u.Proxy != "")
+	return &Resolution{EcToken: token, ExpiresAt: exp.UTC(), CertID: u.CertID, MdtrtCertType: "01", Person: *person, Coverages: covs, Proxy: u.Proxy != ""}, nil
+}
+
+// UsedCode is a code consumed at an institution.
+type UsedCode struct {
+	CertID    string `json:"cert_id"`
+	PsnNo     string `json:"psn_no"`
+	BindingID string `json:"binding_id"`
+	Proxy     string `json:"proxy_psn_no,omitempty"`
+}
+
+// useCode verifies a code and consumes it for an institution, running
+// also in the same transaction.
+func (s *Service) useCode(ctx context.Context, text, institution string, now time.Time, also func(context.Context, *sqlstore.Tx, *UsedCode) error) (*UsedCode, error) {
 	c, err := s.verify.Verify(text, now)
 	if err != nil {
 		return nil, err
 	}
 	devHash := gmcrypto.SM3(c.Credential.Device.Bytes())
-	var bindingID, certID, status, proxy, psn, instAdmdvs string
+	var u UsedCode
+	var status string
 	err = s.db.QueryRow(ctx, `SELECT d.binding_id, d.cert_id, d.status, d.proxy_psn_no, e.psn_no FROM ecert_devices d JOIN ecerts e ON e.cert_id = d.cert_id
-		WHERE d.device_key_hash = ?`, devHash[:]).Scan(&bindingID, &certID, &status, &proxy, &psn)
+		WHERE d.device_key_hash = ?`, devHash[:]).Scan(&u.BindingID, &u.CertID, &status, &u.Proxy, &u.PsnNo)
 	if notFound(err) {
 		return nil, yibao.Errorf(yibao.CodeForbidden, "device_unknown: this device is not bound to any e-certificate")
 	}
@@ -64,22 +121,10 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 	if status != "active" {
 		return nil, yibao.Errorf(yibao.CodeForbidden, "device_revoked: this device's e-certificate binding was revoked; activate again")
 	}
-	if certID != c.Credential.CertID.String() {
+	if u.CertID != c.Credential.CertID.String() {
 		return nil, yibao.Errorf(yibao.CodeBadSignature, "device_mismatch: the credential names another e-certificate")
 	}
-	if err := s.db.QueryRow(ctx, `SELECT admdvs FROM institutions WHERE fixmedins_code = ?`, p.Institution).Scan(&instAdmdvs); err != nil {
-		return nil, err
-	}
-	if codeRegion := fmt.Sprintf("%06d", c.Credential.Admdvs); codeRegion[:2] != instAdmdvs[:2] {
-		return nil, yibao.Errorf(yibao.CodePrecondition,
-			"cross_region_not_filed: the e-certificate is of region %s; out-of-province care needs a filing (备案) first", codeRegion)
-	}
 	id := c.ID()
-	tokBytes := make([]byte, 20)
-	rand.Read(tokBytes)
-	token := "EC" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(tokBytes)[:32] // 34 characters
-	th := gmcrypto.SM3([]byte(token))
-	exp := now.Add(s.cfg.TokenTTL)
 	err = s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
 		until, err := forgottenUntil(ctx, tx)
 		if err != nil {
@@ -92,12 +137,13 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO ecert_used_codes (code_id, cert_id, fixmedins_code, binding_id, proxy_psn_no, used_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			id[:], certID, p.Institution, bindingID, proxy, now.UnixMicro()); err != nil {
+			id[:], u.CertID, institution, u.BindingID, u.Proxy, now.UnixMicro()); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			th[:], certID, psn, p.Institution, bindingID, exp.UnixMicro(), now.UnixMicro())
-		return err
+		if also != nil {
+			return also(ctx, tx, &u)
+		}
+		return nil
 	})
 	if sqlstore.IsUniqueViolation(err) {
 		return nil, yibao.Errorf(yibao.CodeConflict, "code_replayed: this code was already used; show a fresh one")
@@ -105,17 +151,34 @@ func (s *Service) Resolve(ctx context.Context, text string) (*Resolution, error)
 	if err != nil {
 		return nil, err
 	}
-	sys := yibao.WithPrincipal(ctx, yibao.System("ecert"))
-	person, err := s.reg.Person(sys, psn, false)
+	return &u, nil
+}
+
+// UseForeignCode consumes a code of this node's platform shown at a
+// hospital of another region's node (the hub asked): the same checks as
+// a scan here, the use recorded against that hospital. The treating node
+// issues its own ecToken.
+func (s *Service) UseForeignCode(ctx context.Context, text, fixmedinsCode string) (*UsedCode, error) {
+	if len(fixmedinsCode) < 2 || len(fixmedinsCode) > 30 {
+		return nil, yibao.FieldError("fixmedins_code", "name the treating institution")
+	}
+	u, err := s.useCode(ctx, text, fixmedinsCode, s.now(), nil)
 	if err != nil {
 		return nil, err
 	}
-	covs, err := s.reg.CoveragesOn(ctx, psn, yibao.DateOf(now))
+	s.log.InfoContext(ctx, "e-certificate used in another region", "cert_id", u.CertID, "institution", fixmedinsCode, "binding", u.BindingID)
+	return u, nil
+}
+
+// CrossRegionResolution is Resolve's answer for a code another region's
+// node consumed: this node issues the ecToken for a person it now keeps
+// a copy of.
+func (s *Service) CrossRegionResolution(ctx context.Context, u *UsedCode, institution string) (*Resolution, error) {
+	token, exp, err := s.issue(ctx, u.PsnNo, u.CertID, institution, "xr:"+u.BindingID)
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "e-certificate resolved", "cert_id", certID, "institution", p.Institution, "binding", bindingID, "proxy", proxy != "")
-	return &Resolution{EcToken: token, ExpiresAt: exp.UTC(), CertID: certID, MdtrtCertType: "01", Person: *person, Coverages: covs, Proxy: proxy != ""}, nil
+	return s.resolution(ctx, u, token, exp, institution)
 }
 
 // TokenPerson returns the person and e-certificate behind an ecToken, for
@@ -248,13 +311,18 @@ func (s *Service) IssueToken(ctx context.Context, psnNo, fixmedinsCode, via stri
 	if err := s.db.QueryRow(ctx, `SELECT cert_id FROM ecerts WHERE psn_no = ?`, psnNo).Scan(&certID); err != nil && !notFound(err) {
 		return "", time.Time{}, err
 	}
+	return s.issue(ctx, psnNo, certID, fixmedinsCode, via)
+}
+
+// issue stores a new ecToken.
+func (s *Service) issue(ctx context.Context, psnNo, certID, fixmedinsCode, via string) (string, time.Time, error) {
 	tokBytes := make([]byte, 20)
 	rand.Read(tokBytes)
 	token := "EC" + base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(tokBytes)[:32]
 	th := gmcrypto.SM3([]byte(token))
 	now := s.now()
 	exp := now.Add(s.cfg.TokenTTL)
-	_, err = s.db.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err := s.db.Exec(ctx, `INSERT INTO ec_tokens (token_hash, cert_id, psn_no, fixmedins_code, binding_id, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		th[:], certID, psnNo, fixmedinsCode, via, exp.UnixMicro(), now.UnixMicro())
 	if err != nil {
 		return "", time.Time{}, err

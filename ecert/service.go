@@ -50,6 +50,11 @@ type Service struct {
 	// Audit records channel changes in the audit trail (nil: none).
 	Audit *audit.Writer
 
+	// Remote resolves a code of another province's platform through the
+	// national hub (codeRegion: the code's 6-digit region; the calling
+	// institution and its region). Nil: such codes are refused.
+	Remote func(ctx context.Context, text, codeRegion, institution, instAdmdvs string) (*Resolution, error)
+
 	db     *sqlstore.DB
 	reg    *registry.Service
 	sms    SMS

@@ -467,9 +467,19 @@ func (h *Hub) Reverse(ctx context.Context, from, txid string) (string, error) {
 // to the node keeping the insured region, signed by the hub.
 func (h *Hub) Forward(ctx context.Context, from, admdvs, path string, body json.RawMessage) (json.RawMessage, error) {
 	switch path {
-	case "/xr/v1/person", "/xr/v1/snapshot", "/xr/v1/policies":
+	case "/xr/v1/person", "/xr/v1/snapshot", "/xr/v1/policies", "/xr/v1/ecert/resolve":
 	default:
-		return nil, yibao.Errorf(yibao.CodeInvalid, "the hub forwards person, snapshot and policies questions only, not %q", path)
+		return nil, yibao.Errorf(yibao.CodeInvalid, "the hub forwards person, snapshot, policies and e-certificate questions only, not %q", path)
+	}
+	// A node asks only for its own hospitals: a question naming the
+	// treating region must name one the asking node keeps.
+	var named struct {
+		Treating string `json:"treating_admdvs"`
+	}
+	json.Unmarshal(body, &named)
+	if asker := h.nodes[from]; asker == nil || (named.Treating != "" && !asker.Serves(named.Treating)) ||
+		(named.Treating == "" && (path == "/xr/v1/person" || path == "/xr/v1/ecert/resolve")) {
+		return nil, yibao.Errorf(yibao.CodeForbidden, "node %s asks only for treatment in its own regions", from)
 	}
 	n, err := h.nodeFor(admdvs)
 	if err != nil {

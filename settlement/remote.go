@@ -368,10 +368,20 @@ func (s *Service) insuredRegionOf(r VisitRequest) string {
 // coverage) into this node's registry, and returns the cross-region
 // status their filing gives treatment here.
 func (s *Service) importRemotePerson(ctx context.Context, r VisitRequest, insured, treating string) (string, error) {
-	if !yibao.ValidAdmdvs(insured) {
+	return s.ImportRemotePerson(ctx, PersonRequest{PsnNo: r.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: treating, FixmedinsCode: r.FixmedinsCode, Date: r.BeginDate})
+}
+
+// ImportRemotePerson copies a person insured by another node (and their
+// coverage) into this node's registry and returns the cross-region status
+// their filing gives treatment at r's institution on r's date.
+func (s *Service) ImportRemotePerson(ctx context.Context, r PersonRequest) (string, error) {
+	if !yibao.ValidAdmdvs(r.InsuAdmdvs) {
 		return "", yibao.FieldError("insuplc_admdvs", "want the insured region's 6-digit code")
 	}
-	rp, err := s.Remote.Person(ctx, PersonRequest{PsnNo: r.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: treating, FixmedinsCode: r.FixmedinsCode, Date: r.BeginDate})
+	if s.Remote == nil {
+		return "", yibao.Errorf(yibao.CodePrecondition, "this node is not joined to a cross-region hub")
+	}
+	rp, err := s.Remote.Person(ctx, r)
 	if err != nil {
 		return "", err
 	}

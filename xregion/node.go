@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"yibao"
+	"yibao/ecert"
 	"yibao/gmcrypto"
 	"yibao/settlement"
 	"yibao/sqlstore"
@@ -42,6 +43,7 @@ type Node struct {
 	cfg    Config
 	db     *sqlstore.DB
 	settle *settlement.Service
+	ecert  *ecert.Service
 	client *wire.Client
 	verify *wire.Verifier
 	log    *slog.Logger
@@ -50,7 +52,7 @@ type Node struct {
 }
 
 // New builds the node side; set it as the settlement service's Remote.
-func New(cfg Config, db *sqlstore.DB, settle *settlement.Service) *Node {
+func New(cfg Config, db *sqlstore.DB, settle *settlement.Service, ec *ecert.Service) *Node {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 10 * time.Second
 	}
@@ -60,7 +62,7 @@ func New(cfg Config, db *sqlstore.DB, settle *settlement.Service) *Node {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, db: db, settle: settle, log: cfg.Log, kick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, db: db, settle: settle, ecert: ec, log: cfg.Log, kick: make(chan struct{}, 1)}
 	n.client = &wire.Client{Signer: &wire.Signer{From: cfg.ID, Key: cfg.Key}, Timeout: cfg.Timeout}
 	n.verify = &wire.Verifier{Keys: func(from string) *gmcrypto.PublicKey {
 		if from == "hub" {
@@ -185,6 +187,16 @@ func (n *Node) Handler() http.Handler {
 		}
 		return map[string]any{"docs": raw}, nil
 	})
+	on("/xr/v1/ecert/resolve", func(ctx context.Context, body []byte) (any, error) {
+		var in codeRequest
+		if err := wire.Decode(body, &in); err != nil {
+			return nil, err
+		}
+		if n.ecert == nil {
+			return nil, yibao.Errorf(yibao.CodeUnavailable, "this node has no e-certificate service")
+		}
+		return n.ecert.UseForeignCode(ctx, in.Code, in.FixmedinsCode)
+	})
 	on("/xr/v1/prepare", func(ctx context.Context, body []byte) (any, error) {
 		var in settlement.Prepare
 		if err := wire.Decode(body, &in); err != nil {
@@ -253,3 +265,34 @@ func (n *Node) Handler() http.Handler {
 }
 
 var ok = map[string]bool{"ok": true}
+
+// codeRequest carries an e-certificate code shown at another region's
+// hospital.
+type codeRequest struct {
+	Code           string `json:"code"`
+	FixmedinsCode  string `json:"fixmedins_code"`
+	TreatingAdmdvs string `json:"treating_admdvs"`
+}
+
+// ResolveCode resolves a code of another province's platform shown at one
+// of this node's institutions: the code's node checks and consumes it
+// (through the hub), this node copies the person and their coverage and
+// issues its own ecToken. It is the e-certificate service's Remote.
+func (n *Node) ResolveCode(ctx context.Context, text, codeRegion, institution, instAdmdvs string) (*ecert.Resolution, error) {
+	if n.Local(codeRegion) {
+		return nil, yibao.Errorf(yibao.CodeInvalid, "the code is of this node's own province")
+	}
+	var u ecert.UsedCode
+	if err := n.forward(ctx, codeRegion, "/xr/v1/ecert/resolve", codeRequest{Code: text, FixmedinsCode: institution, TreatingAdmdvs: instAdmdvs}, &u); err != nil {
+		return nil, err
+	}
+	insured := u.PsnNo[:min(4, len(u.PsnNo))] + "00"
+	if !yibao.ValidAdmdvs(insured) || insured[:2] != codeRegion[:2] {
+		insured = codeRegion
+	}
+	if _, err := n.settle.ImportRemotePerson(ctx, settlement.PersonRequest{PsnNo: u.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: instAdmdvs,
+		FixmedinsCode: institution, Date: yibao.DateOf(n.now())}); err != nil {
+		return nil, err
+	}
+	return n.ecert.CrossRegionResolution(ctx, &u, institution)
+}
