@@ -67,6 +67,8 @@ func (s *Server) idempotentOnce(c *call, rt route) error {
 	now := s.now()
 	reserved := false
 	nonce := c.nonce
+	k := principal + "\x00" + key
+	s.run(k, 1) // before the reservation commits: a repeat never sees it unowned
 	err := s.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
 		if nonce != nil {
 			if err := nonce.Record(tx); err != nil {
@@ -83,6 +85,9 @@ func (s *Server) idempotentOnce(c *call, rt route) error {
 		return err
 	})
 	c.nonce = nil // recorded with the reservation, or refused with it
+	if err != nil || !reserved {
+		s.run(k, -1)
+	}
 	if err != nil {
 		return err
 	}
@@ -90,6 +95,28 @@ func (s *Server) idempotentOnce(c *call, rt route) error {
 		return s.replay(c, principal, key, h[:], false)
 	}
 	return s.runOnce(c, rt, principal, key, now)
+}
+
+// Epoch names this process in its idempotency reservations.
+func (s *Server) Epoch() string { return s.epoch }
+
+// run counts a request of this process in (+1) or out (-1) of key k.
+func (s *Server) run(k string, d int) {
+	s.runningMu.Lock()
+	defer s.runningMu.Unlock()
+	if s.running == nil {
+		s.running = map[string]int{}
+	}
+	if s.running[k] += d; s.running[k] <= 0 {
+		delete(s.running, k)
+	}
+}
+
+// runs reports whether a request of this process holds key k.
+func (s *Server) runs(k string) bool {
+	s.runningMu.Lock()
+	defer s.runningMu.Unlock()
+	return s.running[k] > 0
 }
 
 // replay answers a repeated key from the stored response; waited: it
@@ -114,9 +141,15 @@ func (s *Server) replay(c *call, principal, key string, h []byte, waited bool) e
 	if !bytes.Equal(stored, h) {
 		return yibao.Errorf(yibao.CodeIdemConflict, "this %s was used for a different request", HeaderIdempotencyKey)
 	}
-	if !status.Valid && epoch != s.epoch {
-		// Reserved by a process that has stopped: one ledger writer runs
-		// per database, so no other live process holds reservations.
+	if status.Valid && status.Int64 >= 500 && effects > 0 {
+		// The call failed after committing part of its work: replaying
+		// its 5xx would tell the client to retry forever.
+		return yibao.Errorf(yibao.CodeIdemLost, "the request with this %s failed after committing part of its changes; read the result (e.g. GET the visit or payment) instead of retrying", HeaderIdempotencyKey)
+	}
+	if !status.Valid && (epoch != s.epoch || !s.runs(principal+"\x00"+key)) {
+		// Reserved by a process that has stopped (one ledger writer runs
+		// per database, so no other live process holds reservations), or
+		// by this one when storing its answer failed.
 		if effects > 0 {
 			return yibao.Errorf(yibao.CodeIdemLost, "the platform restarted after the request with this %s had committed changes but before it answered; read the result (e.g. GET the visit or payment) instead of retrying", HeaderIdempotencyKey)
 		}
@@ -192,6 +225,7 @@ func (s *Server) runOnce(c *call, rt route, principal, key string, now time.Time
 			return err
 		})
 		if released {
+			s.run(principal+"\x00"+key, -1)
 			return nil
 		}
 		if st == 0 {
@@ -210,6 +244,7 @@ func (s *Server) runOnce(c *call, rt route, principal, key string, now time.Time
 		defer s.pending.Done()
 		defer func() {
 			s.storing.Delete(principal + "\x00" + key)
+			s.run(principal+"\x00"+key, -1)
 			close(stored)
 		}()
 		if err := s.db.WriteTx(bg, func(tx *sqlstore.Tx) error {

@@ -62,21 +62,37 @@ func TestIdempotencyAfterRestart(t *testing.T) {
 
 	cases := []struct {
 		name       string
+		epoch      string // "" = this process's
+		stored     int    // a stored status code, 0 = none
 		effects    int
 		wantStatus int
 		wantCode   string
 		newVisits  int
 	}{
-		{"stopped before any change: runs again", 0, 201, "", 1},
-		{"stopped after its change committed: outcome lost", 1, 409, "idempotency_outcome_lost", 0},
+		{"stopped before any change: runs again", "dead-process", 0, 0, 201, "", 1},
+		{"stopped after its change committed: outcome lost", "dead-process", 0, 1, 409, "idempotency_outcome_lost", 0},
+		// A database outage made this process fail to store or release
+		// the key: nobody here runs it any more.
+		{"this process lost the key before any change: runs again", "", 0, 0, 201, "", 1},
+		{"this process lost the key after a change: outcome lost", "", 0, 1, 409, "idempotency_outcome_lost", 0},
+		{"a stored 5xx after a partial change: outcome lost, not the 5xx forever", "dead-process", 500, 1, 409, "idempotency_outcome_lost", 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			key := e.idem()
 			// What a process killed mid-call leaves: a reservation of
 			// another epoch, no stored answer (the same request as first).
-			if _, err := db.Exec(ctx, `INSERT INTO idempotency_keys (principal, idem_key, request_hash, created_at, epoch, effects)
-				SELECT principal, ?, request_hash, created_at, 'dead-process', ? FROM idempotency_keys WHERE idem_key = ?`, key, c.effects, first); err != nil {
+			epoch := c.epoch
+			if epoch == "" {
+				epoch = e.app.API.Epoch()
+			}
+			var stored any
+			if c.stored != 0 {
+				stored = c.stored
+			}
+			if _, err := db.Exec(ctx, `INSERT INTO idempotency_keys (principal, idem_key, request_hash, created_at, epoch, effects, status_code, content_type, response)
+				SELECT principal, ?, request_hash, created_at, ?, ?, ?, 'application/json', ? FROM idempotency_keys WHERE idem_key = ?`,
+				key, epoch, c.effects, stored, []byte(`{"code":"internal"}`), first); err != nil {
 				t.Fatal(err)
 			}
 			before := visits()

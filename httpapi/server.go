@@ -77,6 +77,12 @@ type Server struct {
 	// pending counts idempotency answers still being stored.
 	pending sync.WaitGroup
 	storing sync.Map // principal NUL key → chan closed once its answer is stored
+	// running counts this process's requests between reserving a key and
+	// storing (or releasing) it: a reservation of this process's epoch
+	// that nobody here runs was orphaned by a failed store (a database
+	// outage), and is treated like a stopped process's.
+	runningMu sync.Mutex
+	running   map[string]int
 }
 
 // Deps are the services the API serves.
