@@ -59,7 +59,7 @@ var layer = map[string]int{
 	"credit/bankapi":     35, // the signed bank protocol: messages, signatures, client
 	"sim/banksim":        40, // the bank, simulated
 	"review":             55, // smart review: the rule libraries as a service, the review queue
-	"xregion/wire":       30, // the signed HTTP between region nodes and the hub
+	"xregion/wire":       35, // the signed HTTP between region nodes and the hub
 	"xregion":            63, // a node's side of cross-region care: questions, two-phase commit, recovery
 	"hub":                63, // the national hub: routing, the commit log, deliveries, monthly clearing
 	"httpapi":            70,

@@ -100,6 +100,7 @@ func (a *App) openXR(ctx context.Context) error {
 		a.DB, a.Settle, a.Ecert)
 	a.Settle.Remote = a.XR
 	a.Ecert.Remote = a.XR.ResolveCode
+	a.Registry.Keeps = a.XR.Local
 	return nil
 }
 

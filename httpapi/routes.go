@@ -55,7 +55,7 @@ func (s *Server) routeTable() []route {
 
 // allRoutes is every route of the API.
 func (s *Server) allRoutes() []route {
-	return append(append(append(append(append(append(append(append(append(append(s.routeTable(), s.settlementRoutes()...), s.ecertRoutes()...), s.deliveryRoutes()...), s.payRoutes()...), s.auditRoutes()...), s.reviewRoutes()...), s.creditRoutes()...), s.fundRoutes()...), s.faceRoutes()...), s.approvalRoutes()...)
+	return append(append(append(append(append(append(append(append(append(append(append(s.routeTable(), s.settlementRoutes()...), s.ecertRoutes()...), s.deliveryRoutes()...), s.payRoutes()...), s.auditRoutes()...), s.reviewRoutes()...), s.creditRoutes()...), s.fundRoutes()...), s.faceRoutes()...), s.approvalRoutes()...), s.xregionRoutes()...)
 }
 
 // --- auth ---

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"yibao"
@@ -200,19 +201,25 @@ func (s *Service) openVisit(ctx context.Context, r *Request, node, psn, certType
 			return nil, err
 		}
 	}
-	who, certNoRec, err := s.certPerson(ctx, node, certType, certNo)
+	date, err := dateOf(node, "begntime", begntime)
+	if err != nil {
+		return nil, err
+	}
+	insuplc := r.insuredElsewhere()
+	var who, certNoRec string
+	if guest := s.settle.GuestRegion(insuplc, psn); guest != "" && (certType == "02" || certType == "03") {
+		who, certNoRec, err = s.guestCert(ctx, r, node, guest, psn, certNo, date)
+	} else {
+		who, certNoRec, err = s.certPerson(ctx, node, certType, certNo)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if who != psn {
 		return nil, failf("%s.mdtrt_cert_no 对应的人员与 psn_no %s 不一致", node, psn)
 	}
-	date, err := dateOf(node, "begntime", begntime)
-	if err != nil {
-		return nil, err
-	}
 	v, err := s.settle.OpenVisit(ctx, settlement.VisitRequest{PsnNo: psn, FixmedinsCode: r.FixmedinsCode, Type: typ, Insutype: insutype,
-		DeptCode: dept, DeptName: deptName, BeginDate: date, MdtrtCertType: certType, MdtrtCertNo: certNoRec})
+		DeptCode: dept, DeptName: deptName, BeginDate: date, InsuplcAdmdvs: insuplc, MdtrtCertType: certType, MdtrtCertNo: certNoRec})
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +230,49 @@ func (s *Service) openVisit(ctx context.Context, r *Request, node, psn, certType
 		return nil, err
 	}
 	return v, nil
+}
+
+// insuredElsewhere is the envelope's insuplc_admdvs when it names a
+// region other than the place of treatment (mdtrtarea_admvs): the
+// patient's insured region, for the visit to be routed there. HIS
+// systems send their own region for local patients, so that one is not
+// passed on, and the psn_no keeps deciding.
+func (r *Request) insuredElsewhere() string {
+	if r.InsuplcAdmdvs == r.MdtrtareaAdmvs {
+		return ""
+	}
+	return r.InsuplcAdmdvs
+}
+
+// guestCert checks the ID number (02) or card (03) a patient insured by
+// another node presents, before their visit is opened: against the copy
+// of the person this node keeps once they have been treated here, else
+// against the person the insured node answers through the hub. Nothing
+// is written here; OpenVisit then keeps the copy.
+func (s *Service) guestCert(ctx context.Context, r *Request, node, insured, psn, certNo, date string) (string, string, error) {
+	if err := need(node, "mdtrt_cert_no", certNo); err != nil {
+		return "", "", err
+	}
+	who, err := s.reg.PersonByIDNumber(sys(ctx), certNo)
+	if err == nil {
+		return who, yibao.MaskID(certNo), nil
+	}
+	if !yibao.IsCode(err, yibao.CodeNotFound) {
+		return "", "", err
+	}
+	inst, err := s.reg.Institution(sys(ctx), r.FixmedinsCode)
+	if err != nil {
+		return "", "", err
+	}
+	rp, err := s.settle.Remote.Person(ctx, settlement.PersonRequest{PsnNo: psn, InsuAdmdvs: insured, TreatingAdmdvs: inst.Admdvs,
+		FixmedinsCode: r.FixmedinsCode, Date: date})
+	if err != nil {
+		return "", "", err
+	}
+	if rp.Person.PsnNo != psn || !strings.EqualFold(rp.Person.IDNumber, certNo) {
+		return "", "", failf("%s.mdtrt_cert_no 对应的人员与 psn_no %s 不一致", node, psn)
+	}
+	return psn, yibao.MaskID(certNo), nil
 }
 
 func outpatientRegister(s *Service, ctx context.Context, r *Request) (any, string, error) {

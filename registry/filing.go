@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"regexp"
 	"time"
 
 	"yibao"
@@ -73,6 +74,8 @@ func (f *Filing) Covers(admdvs, fixmedins, date string) bool {
 	return f.DestAdmdvs[2:] == "0000" && f.DestAdmdvs[:2] == admdvs[:2] // the whole province
 }
 
+var fixmedinsRe = regexp.MustCompile(`^[HP][0-9]{11}$`)
+
 // filingRank orders kinds when several filings cover a visit: the one
 // most favourable to the insured person wins.
 var filingRank = map[string]int{FilingLongTerm: 4, FilingReferred: 3, FilingEmergency: 2, FilingTemporary: 1}
@@ -100,8 +103,11 @@ func (s *Service) CreateFiling(ctx context.Context, f Filing) (*Filing, error) {
 	if f.Kind == FilingTemporary && f.EndDate == "" {
 		return nil, yibao.FieldError("end_date", "a temporary filing needs an end date")
 	}
-	if len(f.Reason) > 200 || len(f.FixmedinsCode) > 30 {
-		return nil, yibao.FieldError("reason", "reason ≤ 200 bytes, fixmedins_code ≤ 30")
+	if len(f.Reason) > 200 {
+		return nil, yibao.FieldError("reason", "at most 200 bytes")
+	}
+	if f.FixmedinsCode != "" && !fixmedinsRe.MatchString(f.FixmedinsCode) {
+		return nil, yibao.FieldError("fixmedins_code", "an institution code: H or P and 11 digits")
 	}
 	var admdvs string
 	err := s.db.QueryRow(ctx, `SELECT admdvs FROM persons WHERE psn_no = ?`, f.PsnNo).Scan(&admdvs)
@@ -110,6 +116,9 @@ func (s *Service) CreateFiling(ctx context.Context, f Filing) (*Filing, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if s.Keeps != nil && !s.Keeps(admdvs) {
+		return nil, yibao.Errorf(yibao.CodePrecondition, "person %s is insured in region %s, kept by another node: file there", f.PsnNo, admdvs)
 	}
 	if f.DestAdmdvs == admdvs {
 		return nil, yibao.FieldError("dest_admdvs", "%s is the person's own region; a filing is for treatment elsewhere", admdvs)
@@ -159,6 +168,13 @@ func (s *Service) RevokeFiling(ctx context.Context, id string) (*Filing, error) 
 func (s *Service) Filings(ctx context.Context, psnNo string) ([]Filing, error) {
 	if err := yibao.RequireAdmin(ctx); err != nil {
 		return nil, err
+	}
+	var n int
+	if err := s.db.QueryRow(ctx, `SELECT COUNT(*) FROM persons WHERE psn_no = ?`, psnNo).Scan(&n); err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, yibao.Errorf(yibao.CodeNotFound, "person %s not found", psnNo)
 	}
 	return s.filings(ctx, `psn_no = ?`, psnNo)
 }

@@ -29,6 +29,11 @@ type Service struct {
 	// never exists without what hangs off it.
 	OnInstitutionCreated func(ctx context.Context, tx *sqlstore.Tx, in *yibao.Institution) error
 	OnPersonCreated      func(ctx context.Context, tx *sqlstore.Tx, p *yibao.Person) error
+
+	// Keeps, if set, reports whether this node insures region admdvs
+	// (a node joined to a cross-region hub); persons of other regions are
+	// guests, copied here because they were treated here.
+	Keeps func(admdvs string) bool
 }
 
 // New returns a registry over db. keys seals personal data; indexKey keys

@@ -262,7 +262,7 @@ func (s *Service) settleRemote(ctx context.Context, p *plan, r SettleRequest, wh
 	if err != nil {
 		return nil, inDoubt(st.SetlID, err)
 	}
-	out, err := s.ResolveTreating(ctx, st.SetlID, d)
+	out, err := s.resolveTreating(ctx, st.SetlID, d, false) // Settle holds the person's lock
 	if err != nil {
 		return nil, inDoubt(st.SetlID, err)
 	}
@@ -281,6 +281,10 @@ func (s *Service) settleRemote(ctx context.Context, p *plan, r SettleRequest, wh
 // prepared: committed → posted, paid at the counter; aborted → voided.
 // Applying it again returns the settlement.
 func (s *Service) ResolveTreating(ctx context.Context, setlID string, d *Decision) (*Settlement, error) {
+	return s.resolveTreating(ctx, setlID, d, true)
+}
+
+func (s *Service) resolveTreating(ctx context.Context, setlID string, d *Decision, lock bool) (*Settlement, error) {
 	ctx = yibao.WithPrincipal(ctx, yibao.System("cross-region"))
 	var state string
 	if err := s.db.QueryRow(ctx, `SELECT state FROM xr_treating WHERE setl_id = ?`, setlID).Scan(&state); err != nil {
@@ -299,7 +303,7 @@ func (s *Service) ResolveTreating(ctx context.Context, setlID string, d *Decisio
 			return err
 		})
 	}
-	return s.Void(ctx, setlID)
+	return s.void(ctx, setlID, lock)
 }
 
 // InDoubtTreating lists settlements this node prepared and has not heard
@@ -352,16 +356,19 @@ func (s *Service) institutionRegion(ctx context.Context, code string) (string, e
 	return admdvs, err
 }
 
-// insuredRegionOf is the insured region a visit request names, or the
-// one its psn_no starts with.
-func (s *Service) insuredRegionOf(r VisitRequest) string {
-	if r.InsuplcAdmdvs != "" {
-		return r.InsuplcAdmdvs
+// GuestRegion is the insured region of a patient kept by another
+// region's node — insuplc (NHSA insuplc_admdvs) if given, else the region
+// the psn_no's first four digits name — or "" for a patient of this node
+// (or on a node without a hub).
+func (s *Service) GuestRegion(insuplc, psnNo string) string {
+	ad := insuplc
+	if ad == "" && len(psnNo) >= 4 {
+		ad = psnNo[:4] + "00"
 	}
-	if len(r.PsnNo) >= 4 {
-		return r.PsnNo[:4] + "00"
+	if ad == "" || !s.isRemote(ad) {
+		return ""
 	}
-	return ""
+	return ad
 }
 
 // importRemotePerson copies a person insured by another node (and their

@@ -823,11 +823,19 @@ func appendCashLeg(legs []Leg, amt money.Fen, debit, credit string) []Leg {
 // accumulators get back what it reserved and its fee lines can be settled
 // again. Voiding again returns the settlement.
 func (s *Service) Void(ctx context.Context, id string) (*Settlement, error) {
+	return s.void(ctx, id, true)
+}
+
+// void is Void; lock false when the caller holds the person's lock
+// already (a cross-region settlement aborted inside Settle).
+func (s *Service) void(ctx context.Context, id string, lock bool) (*Settlement, error) {
 	st, err := s.loadSettlement(ctx, s.db, id, true)
 	if err != nil {
 		return nil, err
 	}
-	defer s.lockPersons(st.PsnNo)()
+	if lock {
+		defer s.lockPersons(st.PsnNo)()
+	}
 	switch st.Status {
 	case StatusVoided:
 		return s.GetSettlement(ctx, id)

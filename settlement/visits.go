@@ -177,7 +177,10 @@ func (s *Service) OpenVisit(ctx context.Context, r VisitRequest) (*Visit, error)
 	if (kind == string(yibao.KindPharmacy)) != (r.Type == policy.Pharmacy) {
 		return nil, yibao.FieldError("visit_type", "pharmacies sell (visit_type pharmacy); hospitals treat")
 	}
-	if ad := s.insuredRegionOf(r); s.isRemote(ad) {
+	if r.InsuplcAdmdvs != "" && !yibao.ValidAdmdvs(r.InsuplcAdmdvs) {
+		return nil, yibao.FieldError("insuplc_admdvs", "want the insured region's 6-digit code")
+	}
+	if ad := s.GuestRegion(r.InsuplcAdmdvs, r.PsnNo); ad != "" {
 		// Insured by another region's node: fetch the person, their
 		// coverage and the filing that applies here, and keep a copy.
 		status, err := s.importRemotePerson(ctx, r, ad, admdvs)

@@ -38,6 +38,9 @@ type Positions struct {
 // PositionsFor sums this node's cross-region settlements of a clearing
 // month by pair of regions, and checks its ledger against its records.
 func (s *Service) PositionsFor(ctx context.Context, month string) (*Positions, error) {
+	if err := yibao.RequireAdmin(ctx); err != nil {
+		return nil, err
+	}
 	out := &Positions{Month: month, Positions: []Position{}}
 	by := map[[2]string]*Position{}
 	pos := func(own, other string) *Position {

@@ -30,6 +30,10 @@ type Client struct {
 	FixmedinsCode string
 	FixmedinsName string
 	Admvs         string // mdtrtarea_admvs: the institution's region
+	// InsuplcAdmdvs is sent as insuplc_admdvs, the patient's insured
+	// region; empty: Admvs. A patient insured in another region is
+	// registered (2201, 2401) with their region named here.
+	InsuplcAdmdvs string
 	Opter         string
 	OpterName     string
 	Signer        *auth.Signer // X-Yibao signed requests; or
@@ -165,8 +169,12 @@ func (c *Client) Download(ctx context.Context, fileNo, filename string) ([]byte,
 // post builds the envelope, signs and sends it, and returns the answer's
 // bytes and content type.
 func (c *Client) post(ctx context.Context, infno, msgid string, input any) ([]byte, string, error) {
+	insuplc := c.InsuplcAdmdvs
+	if insuplc == "" {
+		insuplc = c.Admvs
+	}
 	env := map[string]any{
-		"infno": infno, "msgid": msgid, "mdtrtarea_admvs": c.Admvs, "insuplc_admdvs": c.Admvs, "recer_sys_code": "YBXT", "infver": "V1.0",
+		"infno": infno, "msgid": msgid, "mdtrtarea_admvs": c.Admvs, "insuplc_admdvs": insuplc, "recer_sys_code": "YBXT", "infver": "V1.0",
 		"opter_type": "1", "opter": c.Opter, "opter_name": c.OpterName, "inf_time": c.now().In(cst).Format("2006-01-02 15:04:05"),
 		"fixmedins_code": c.FixmedinsCode, "fixmedins_name": c.FixmedinsName, "sign_no": c.SignNo, "input": input,
 	}
