@@ -74,6 +74,10 @@ type Config struct {
 	XRNode     string `json:"xr_node"`
 	XRPrefixes string `json:"xr_prefixes"`
 	XRHubKey   string `json:"xr_hub_key"`
+	// XRDoubtAfter is how long a prepared cross-region settlement waits
+	// before the node's recovery asks the hub how it ended (0: 15 s);
+	// YIBAO_XR_DOUBT_AFTER, a duration such as "3s" (the crash test).
+	XRDoubtAfter time.Duration `json:"xr_doubt_after"`
 	// DemoProvince is the province whose demo dataset a demo node seeds
 	// (demo.BuildProvince): "37" Shandong (the default), "32" Jiangsu or
 	// "44" Guangdong. YIBAO_DEMO_PROVINCE, --demo-province
@@ -111,7 +115,8 @@ func (c *Config) LoadFile(path string) error {
 	}
 	fc := struct {
 		*Config
-		SessionTTL string `json:"session_ttl"`
+		SessionTTL   string `json:"session_ttl"`
+		XRDoubtAfter string `json:"xr_doubt_after"`
 	}{Config: c}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -124,6 +129,13 @@ func (c *Config) LoadFile(path string) error {
 			return fmt.Errorf("config file %s: session_ttl: %w", path, err)
 		}
 		c.SessionTTL = d
+	}
+	if fc.XRDoubtAfter != "" {
+		d, err := time.ParseDuration(fc.XRDoubtAfter)
+		if err != nil {
+			return fmt.Errorf("config file %s: xr_doubt_after: %w", path, err)
+		}
+		c.XRDoubtAfter = d
 	}
 	return nil
 }
@@ -192,6 +204,13 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 			return fmt.Errorf("YIBAO_SESSION_TTL: %w", err)
 		}
 		c.SessionTTL = d
+	}
+	if v := getenv("YIBAO_XR_DOUBT_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("YIBAO_XR_DOUBT_AFTER: %w", err)
+		}
+		c.XRDoubtAfter = d
 	}
 	return nil
 }

@@ -64,46 +64,14 @@ func Crash(ctx context.Context, c CrashConfig) (*Report, error) {
 	if c.Max < c.Min {
 		c.Max = c.Min
 	}
-	mk := make([]byte, 32)
-	rand.Read(mk)
-	master := hex.EncodeToString(mk)
-
-	// The store: migrated and seeded with the demo, here, before the
-	// first start of the server.
-	cfg := app.Defaults()
-	cfg.DataDir, cfg.DB, cfg.MasterKey, cfg.LogLevel, cfg.Face, cfg.PasswordIterations = c.Dir, c.DSN, master, "error", "off", 1000
-	fmt.Fprintf(c.Log, "seeding the demo into %s\n", c.Dir)
-	a, err := app.Open(ctx, cfg, io.Discard)
+	srv, err := startPlatform(ctx, c.Command, c.Env, c.Dir, c.DSN, c.Recover, c.Log)
 	if err != nil {
 		return nil, err
 	}
-	_, err = a.Seed(ctx, demo.Build())
-	a.Close()
-	if err != nil {
-		return nil, err
-	}
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	logf, err := os.OpenFile(filepath.Join(c.Dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	srv := &server{c: c, addr: addr, log: logf, env: append(append(os.Environ(), c.Env...),
-		"YIBAO_DATA_DIR="+c.Dir, "YIBAO_DB="+c.DSN, "YIBAO_ADDR="+addr, "YIBAO_MASTER_KEY="+master, "YIBAO_LOG_LEVEL=warn",
-		"YIBAO_FACE=off", "YIBAO_PASSWORD_ITERATIONS=1000", "YIBAO_PUBLIC_URL=", "YIBAO_CONFIG=")}
-	if err := srv.start(ctx); err != nil {
-		return nil, err
-	}
-	defer srv.kill()
+	defer srv.close()
 
 	lc := c.Load
-	lc.URL, lc.Retry = "http://"+addr, true
+	lc.URL, lc.Retry = "http://"+srv.addr, true
 	fleet, err := loadgen.Setup(ctx, lc, c.Log)
 	if err != nil {
 		return nil, err
@@ -173,7 +141,58 @@ func Crash(ctx context.Context, c CrashConfig) (*Report, error) {
 	}
 
 	// The final read and the checkers, on the store the server left.
-	db, err := sqlstore.Open(ctx, c.DSN)
+	rep, err := finalRead(ctx, c.DSN, res, since)
+	if err != nil {
+		return nil, err
+	}
+	rep.Kills, rep.Recovery, rep.Elapsed = r.Kills, r.Recovery, r.Elapsed
+	return rep, nil
+}
+
+// startPlatform migrates dsn and seeds the demo into it, here, then starts
+// command + "serve" on it as a child process on a free loopback port,
+// logging to <dir>/server.log, and waits until it is ready.
+func startPlatform(ctx context.Context, command, env []string, dir, dsn string, recover time.Duration, log io.Writer) (*server, error) {
+	mk := make([]byte, 32)
+	rand.Read(mk)
+	master := hex.EncodeToString(mk)
+	cfg := app.Defaults()
+	cfg.DataDir, cfg.DB, cfg.MasterKey, cfg.LogLevel, cfg.Face, cfg.PasswordIterations = dir, dsn, master, "error", "off", 1000
+	fmt.Fprintf(log, "seeding the demo into %s\n", dir)
+	a, err := app.Open(ctx, cfg, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.Seed(ctx, demo.Build())
+	a.Close()
+	if err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logf, err := os.OpenFile(filepath.Join(dir, "server.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	srv := &server{command: command, recover: recover, addr: addr, log: logf, env: append(append(os.Environ(), env...),
+		"YIBAO_DATA_DIR="+dir, "YIBAO_DB="+dsn, "YIBAO_ADDR="+addr, "YIBAO_MASTER_KEY="+master, "YIBAO_LOG_LEVEL=warn",
+		"YIBAO_FACE=off", "YIBAO_PASSWORD_ITERATIONS=1000", "YIBAO_PUBLIC_URL=", "YIBAO_CONFIG=")}
+	if err := srv.start(ctx); err != nil {
+		srv.close()
+		return nil, err
+	}
+	return srv, nil
+}
+
+// finalRead runs the checkers on the store at dsn against a run's
+// transactions (since: when the load began, unix µs).
+func finalRead(ctx context.Context, dsn string, res *loadgen.Result, since int64) (*Report, error) {
+	db, err := sqlstore.Open(ctx, dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -182,29 +201,29 @@ func Crash(ctx context.Context, c CrashConfig) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.Kills, rep.Recovery, rep.Elapsed = r.Kills, r.Recovery, r.Elapsed
 	rep.CountOps(res.History)
 	return rep, nil
 }
 
 type server struct {
-	c    CrashConfig
-	addr string
-	env  []string
-	log  io.Writer
-	cmd  *exec.Cmd
-	done chan struct{}
+	command []string
+	recover time.Duration
+	addr    string
+	env     []string
+	log     *os.File
+	cmd     *exec.Cmd
+	done    chan struct{}
 }
 
 func (s *server) start(ctx context.Context) error {
-	cmd := exec.Command(s.c.Command[0], append(append([]string{}, s.c.Command[1:]...), "serve")...)
+	cmd := exec.Command(s.command[0], append(append([]string{}, s.command[1:]...), "serve")...)
 	cmd.Env, cmd.Stdout, cmd.Stderr = s.env, s.log, s.log
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	s.cmd, s.done = cmd, make(chan struct{})
 	go func(done chan struct{}) { cmd.Wait(); close(done) }(s.done)
-	deadline := time.Now().Add(s.c.Recover)
+	deadline := time.Now().Add(s.recover)
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.done:
@@ -222,6 +241,12 @@ func (s *server) start(ctx context.Context) error {
 		}
 	}
 	return errors.New("the server did not become ready")
+}
+
+// close kills the server if it still runs and closes its log.
+func (s *server) close() {
+	s.kill()
+	s.log.Close()
 }
 
 // kill ends the server with SIGKILL: no shutdown, no flush.
@@ -257,17 +282,23 @@ func (r *Report) Summary() string {
 			max = maxDur(max, d)
 		}
 	}
+	return fmt.Sprintf("kills %d in %s; recovery (restart → first settlement) p50 %s, p99 %s, max %s\n%s",
+		r.Kills, r.Elapsed.Round(time.Second), p50.Round(time.Millisecond), p99.Round(time.Millisecond), max.Round(time.Millisecond),
+		r.Checks())
+}
+
+// Checks is the checkers' figures and the verdict, the part of the
+// summary every run shares.
+func (r *Report) Checks() string {
 	verdict := "PASS"
 	if !r.OK() {
 		verdict = "FAIL"
 	}
-	return fmt.Sprintf(`kills %d in %s; recovery (restart → first settlement) p50 %s, p99 %s, max %s
-transactions %d: %d ok, %d fail, %d info; calls %d: %d ok, %d fail, %d info
+	return fmt.Sprintf(`transactions %d: %d ok, %d fail, %d info; calls %d: %d ok, %d fail, %d info
 acknowledged %d, found %d, lost %d, unlogged %d, acknowledged-then-voided %d
 phantom %d, info resolved present %d / absent %d, partial settlements %d, duplicate effects %d
 trial balance diff %d fen, negative-balance violations %d, ledger violations %d, accumulator mismatches %d of %d rows (replay of %d settlements)
 %s`,
-		r.Kills, r.Elapsed.Round(time.Second), p50.Round(time.Millisecond), p99.Round(time.Millisecond), max.Round(time.Millisecond),
 		r.Transactions, r.TxOk, r.TxFail, r.TxInfo, r.Ops, r.OpsOk, r.OpsFail, r.OpsInfo,
 		r.AckedOk, r.FoundOk, r.Lost, r.Unlogged, r.Voided,
 		r.Phantom, r.InfoPresent, r.InfoAbsent, r.Partial, r.Duplicate,

@@ -13,11 +13,21 @@ import (
 	"yibao/loadgen"
 )
 
-// runChaos holds the reliability tests that kill the platform's process:
-// yibao chaos crash (R1 of the reliability reference, docs/reliability.md).
+// runChaos holds the reliability tests that kill the platform's process
+// or its database: yibao chaos crash (R1 of the reliability reference,
+// docs/reliability.md), yibao chaos failover (R19, chaos/failover.go) and
+// yibao chaos xr (R20, cross-region, chaos/xr.go).
 func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "failover" {
+		return runFailover(ctx, args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "xr" {
+		return runChaosXR(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "crash" {
-		return errors.New("usage: yibao chaos crash [--kills N] [--min 2s] [--max 20s] [--seed N] [--clients 64] [--pg DSN]")
+		return errors.New("usage: yibao chaos crash [--kills N] [--min 2s] [--max 20s] [--seed N] [--clients 64] [--pg DSN]\n" +
+			"       yibao chaos failover [--duration 30s] [--clients 32] [--ports 5441,5442] [--compare 15s] [--keep]\n" +
+			"       yibao chaos xr [--duration 40s] [--kills 6] [--workers 6] [--seed N] [--keep]")
 	}
 	fs := flag.NewFlagSet("yibao chaos crash", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -81,6 +91,15 @@ func crashTest(ctx context.Context, command, env []string, dir string, keep bool
 		return err
 	}
 	fmt.Fprintln(stdout, rep.Summary())
+	printFindings(stdout, rep)
+	if !rep.OK() {
+		return fmt.Errorf("crash test failed (seed %d)", c.Seed)
+	}
+	return nil
+}
+
+// printFindings lists what a run's checkers found beyond the figures.
+func printFindings(stdout io.Writer, rep *chaos.Report) {
 	if l := rep.NotOkLines(); len(l) > 0 {
 		fmt.Fprintln(stdout, "transactions not ok (step, outcome, code):")
 		for _, s := range l {
@@ -93,8 +112,4 @@ func crashTest(ctx context.Context, command, env []string, dir string, keep bool
 	for _, v := range rep.LedgerViolations {
 		fmt.Fprintln(stdout, "  ledger:", v)
 	}
-	if !rep.OK() {
-		return fmt.Errorf("crash test failed (seed %d)", c.Seed)
-	}
-	return nil
 }

@@ -38,7 +38,7 @@ func commands() []command {
 		{"keys", "the key hierarchy: yibao keys list | rotate --data|--signing | reencrypt | check | retire ID", runKeys},
 		{"witness", "follow a log, refusing rollbacks and split views: yibao witness --log URL --key VKEY", runWitness},
 		{"calc", "settle one JSON request with the pure calculator: yibao calc [--request FILE] [--explain]", runCalc},
-		{"chaos", "crash test R1 under load: yibao chaos crash [--kills N] [--pg DSN]", runChaos},
+		{"chaos", "crash test R1 and failover drill R19 under load: yibao chaos crash [--kills N] [--pg DSN] | failover", runChaos},
 		{"bench", "benchmarks that print numbers: yibao bench ledger|calc|qr|settle|log|face|e2e", runBench},
 		{"hub", "the national cross-region hub: yibao hub serve --nodes FILE | status | txns | clearing MONTH [--run]", runHub},
 		{"xr", "settle a patient insured in another province at a node: yibao xr settle --url NODE --psn PSN", runXR},

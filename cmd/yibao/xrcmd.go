@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -22,9 +20,9 @@ import (
 
 	"yibao"
 	"yibao/app"
-	"yibao/auth"
 	"yibao/demo"
 	"yibao/hub"
+	"yibao/loadgen"
 	"yibao/money"
 	"yibao/settlement"
 )
@@ -234,47 +232,26 @@ func runXR(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *psn == "" {
 		return errors.New("yibao xr settle: --psn is required")
 	}
-	var key *demo.DemoAPIKey
-	var d *demo.Dataset
-	for _, p := range demo.Provinces() {
-		ds := demo.BuildProvince(p)
-		for i := range ds.APIKeys {
-			k := &ds.APIKeys[i]
-			mine := k.KeyID == *keyID || *keyID == "" && p == provinceAt(*url) && strings.HasPrefix(k.FixmedinsCode, "H")
-			if mine && key == nil {
-				key, d = k, ds
-			}
-		}
-	}
+	key, d := loadgen.DemoHospitalKey(provinceAt(*url), *keyID)
 	if key == nil {
 		return fmt.Errorf("no demo institution key %q for the node at %s (pass --key, e.g. ak_demo_h32010000001)", *keyID, *url)
 	}
-	c := &restClient{base: strings.TrimRight(*url, "/"), signer: &auth.Signer{KeyID: key.KeyID, Secret: key.Secret}}
+	c := loadgen.NewHIS(*url, key)
 	var v settlement.Visit
-	if err := c.post(ctx, "/api/v1/visits", map[string]any{"psn_no": *psn, "fixmedins_code": key.FixmedinsCode, "visit_type": *visit, "dept_code": "A03"}, &v); err != nil {
+	if err := c.Post(ctx, "/api/v1/visits", map[string]any{"psn_no": *psn, "fixmedins_code": key.FixmedinsCode, "visit_type": *visit, "dept_code": "A03"}, &v); err != nil {
 		return fmt.Errorf("open visit: %w", err)
 	}
 	fmt.Fprintf(stdout, "visit %s at %s for %s (insured in %s): filing status %s, %s\n", v.MdtrtID, key.FixmedinsCode, v.PsnNo, v.InsuAdmdvs, v.CrossStatus, v.CrossScope)
-	var lines []map[string]any
-	qty := "3"
-	if *visit == "inpatient" {
-		qty = "40"
-	}
-	for _, it := range d.Catalog {
-		if len(lines) == 0 && it.Class == yibao.ClassA || len(lines) == 1 && it.Class == yibao.ClassB {
-			lines = append(lines, map[string]any{"feedetl_sn": fmt.Sprintf("XR%d", len(lines)+1), "catalog_code": it.Code, "unit_price": "368.50", "quantity": qty})
-		}
-	}
-	if err := c.post(ctx, "/api/v1/visits/"+v.MdtrtID+"/fee-lines", map[string]any{"lines": lines}, &v); err != nil {
+	if err := c.Post(ctx, "/api/v1/visits/"+v.MdtrtID+"/fee-lines", map[string]any{"lines": loadgen.XRBill(d, *visit)}, &v); err != nil {
 		return fmt.Errorf("fee lines: %w", err)
 	}
 	if *visit == "inpatient" {
-		if err := c.post(ctx, "/api/v1/visits/"+v.MdtrtID+"/discharge", map[string]any{}, &v); err != nil {
+		if err := c.Post(ctx, "/api/v1/visits/"+v.MdtrtID+"/discharge", map[string]any{}, &v); err != nil {
 			return fmt.Errorf("discharge: %w", err)
 		}
 	}
 	var st settlement.Settlement
-	if err := c.post(ctx, "/api/v1/visits/"+v.MdtrtID+"/settle", map[string]any{}, &st); err != nil {
+	if err := c.Post(ctx, "/api/v1/visits/"+v.MdtrtID+"/settle", map[string]any{}, &st); err != nil {
 		return fmt.Errorf("settle: %w", err)
 	}
 	fmt.Fprintf(stdout, "settlement %s %s: bill %s, funds of %s %s, personal account %s, cash %s yuan\n", st.SetlID, st.Status,
@@ -287,7 +264,7 @@ func runXR(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "  leg %-14s %s → %s  %s\n", l.Leg, l.Debit, l.Credit, l.Amount)
 	}
 	if *reverse {
-		if err := c.post(ctx, "/api/v1/settlements/"+st.SetlID+"/reverse", map[string]any{}, &st); err != nil {
+		if err := c.Post(ctx, "/api/v1/settlements/"+st.SetlID+"/reverse", map[string]any{}, &st); err != nil {
 			return fmt.Errorf("reverse: %w", err)
 		}
 		fmt.Fprintf(stdout, "reversed: %s (the insured region is told through the hub)\n", st.Status)
@@ -305,36 +282,6 @@ func provinceAt(url string) string {
 		}
 	}
 	return ""
-}
-
-type restClient struct {
-	base   string
-	signer *auth.Signer
-}
-
-func (c *restClient) post(ctx context.Context, path string, in, out any) error {
-	body, _ := json.Marshal(in)
-	req, err := http.NewRequestWithContext(ctx, "POST", c.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	k := make([]byte, 12)
-	rand.Read(k)
-	req.Header.Set("Idempotency-Key", hex.EncodeToString(k))
-	if err := c.signer.Sign(req, body); err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%d %s", resp.StatusCode, strings.TrimSpace(string(b)))
-	}
-	return json.Unmarshal(b, out)
 }
 
 // runRegionsDemo starts the hub and n province nodes on loopback, seeded
