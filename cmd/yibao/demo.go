@@ -29,7 +29,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if dir == app.Defaults().DataDir {
 			dir = filepath.Join(dir, "regions")
 		}
-		return runRegionsDemo(ctx, regions, keep, dir, stdout, stderr)
+		return runRegionsDemo(ctx, regions, keep, dir, cfg.Addr, stdout, stderr)
 	}
 	if cfg.DataDir == app.Defaults().DataDir {
 		cfg.DataDir = filepath.Join(cfg.DataDir, "demo")

@@ -8,11 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -287,7 +289,7 @@ func provinceAt(url string) string {
 // runRegionsDemo starts the hub and n province nodes on loopback, seeded
 // with the demo data and filings, and prints how to settle across regions
 // and clear the month.
-func runRegionsDemo(ctx context.Context, n int, keep bool, dataDir string, stdout, stderr io.Writer) error {
+func runRegionsDemo(ctx context.Context, n int, keep bool, dataDir, addr string, stdout, stderr io.Writer) error {
 	provs := demo.Provinces()
 	if n < 2 || n > len(provs) {
 		return fmt.Errorf("--regions: 2 to %d provinces", len(provs))
@@ -299,10 +301,23 @@ func runRegionsDemo(ctx context.Context, n int, keep bool, dataDir string, stdou
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ports := []int{8080, 8081, 8082}[:n]
+	// The first node listens on --addr, the next ones on the following
+	// ports, the hub ten above the first (8080…8082 and 8090 by default).
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	base, err := strconv.Atoi(p)
+	if err != nil || base < 1 || base > 65525 {
+		return fmt.Errorf("--addr %q: want a port below 65526", addr)
+	}
+	var ports []int
+	for i := 0; i < n; i++ {
+		ports = append(ports, base+i)
+	}
 	fmt.Fprintf(stdout, "starting the national hub and %d province nodes (first start seeds each node: ~%d s)…\n", n, 3*n)
 	start := time.Now()
-	r, err := app.OpenRegions(ctx, app.RegionsConfig{DataDir: dataDir, Provinces: provs[:n], HubPort: 8090, NodePorts: ports, LogOut: stderr,
+	r, err := app.OpenRegions(ctx, app.RegionsConfig{DataDir: dataDir, Provinces: provs[:n], Host: host, HubPort: base + 10, NodePorts: ports, LogOut: stderr,
 		Tune: func(_ string, c *app.Config) { c.LogLevel = "warn" }})
 	if err != nil {
 		return err
@@ -348,16 +363,22 @@ func runRegionsDemo(ctx context.Context, n int, keep bool, dataDir string, stdou
 	first := app.DemoCrossRegionPersons(r.Nodes[0].Dataset)
 	month := time.Now().In(yibao.ChinaTime).Format("2006-01")
 	tok := filepath.Join(dataDir, "hub", "admin.token")
+	key := ""
+	for _, k := range r.Nodes[1].Dataset.APIKeys {
+		if key == "" && strings.HasPrefix(k.FixmedinsCode, "H") {
+			key = k.KeyID
+		}
+	}
 	fmt.Fprintf(stdout, `
 try it (in another terminal):
-  yibao xr settle --url %s --psn %s                      # outpatient, long-term filing
-  yibao xr settle --url %s --psn %s --visit inpatient    # inpatient, no filing
-  yibao hub txns --token-file %s
-  yibao hub clearing %s --token-file %s                  # the statement, checked against every node
-  yibao hub clearing %s --run --svg clearing.svg --token-file %s
+  yibao xr settle --url %[1]s --key %[2]s --psn %[3]s                    # outpatient, long-term filing
+  yibao xr settle --url %[1]s --key %[2]s --psn %[4]s --visit inpatient  # inpatient, no filing
+  yibao hub txns --url %[5]s --token-file %[6]s
+  yibao hub clearing %[7]s --url %[5]s --token-file %[6]s                # the statement, checked against every node
+  yibao hub clearing %[7]s --run --svg clearing.svg --url %[5]s --token-file %[6]s
 
 Ctrl-C stops everything; --keep restarts on the same data.
-`, r.Nodes[1].URL, first[0], r.Nodes[1].URL, first[4], tok, month, tok, month, tok)
+`, r.Nodes[1].URL, key, first[0], first[4], r.HubURL, tok, month)
 	<-ctx.Done()
 	return nil
 }
