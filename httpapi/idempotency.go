@@ -123,6 +123,10 @@ func (s *Server) runs(k string) bool {
 // already waited once for this process to store the answer.
 func (s *Server) replay(c *call, principal, key string, h []byte, waited bool) error {
 	ctx := c.r.Context()
+	// Whether a request of this process holds the key, asked before the
+	// row is read: its answer is stored before it lets go, so a row read
+	// after it let go shows the answer, unless the store failed.
+	held := s.runs(principal + "\x00" + key)
 	var stored []byte
 	var status sql.NullInt64
 	var ctype sql.NullString
@@ -146,7 +150,7 @@ func (s *Server) replay(c *call, principal, key string, h []byte, waited bool) e
 		// its 5xx would tell the client to retry forever.
 		return yibao.Errorf(yibao.CodeIdemLost, "the request with this %s failed after committing part of its changes; read the result (e.g. GET the visit or payment) instead of retrying", HeaderIdempotencyKey)
 	}
-	if !status.Valid && (epoch != s.epoch || !s.runs(principal+"\x00"+key)) {
+	if !status.Valid && (epoch != s.epoch || !held) {
 		// Reserved by a process that has stopped (one ledger writer runs
 		// per database, so no other live process holds reservations), or
 		// by this one when storing its answer failed.
