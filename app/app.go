@@ -602,6 +602,7 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, ready func(addr stri
 	go a.Review.Run(ctx, 30*time.Second)          // raises review alerts from the day's settlements
 	go a.Credit.Run(ctx, 5*time.Second)           // lost bank answers, growing guarantees, reminders and overdue
 	go a.refreshKeys(ctx)                         // data keys rotated by `yibao keys rotate`
+	go sqlstore.KeepPartitions(ctx, a.DB, a.Log)  // PostgreSQL: the coming months' partitions, now and daily
 	if a.XR != nil {
 		go a.XR.Run(ctx, 2*time.Second) // settlements left in doubt, reversals for the hub
 	}

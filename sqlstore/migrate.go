@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"fmt"
 	"io/fs"
@@ -54,68 +55,90 @@ func Migrations(d Dialect) ([]Migration, error) {
 	return ms, nil
 }
 
+// migrationLock is the advisory-lock key under which migrations run.
+const migrationLock = 7302101
+
 // Migrate applies every embedded migration not yet applied, each in its
 // own transaction, and records it in schema_migrations. Applied migrations
-// are never edited; a new change is a new file. On PostgreSQL an advisory
-// lock keeps two starting servers from migrating at once.
+// are never edited; a new change is a new file. On PostgreSQL each of those
+// transactions first takes a transaction-scoped advisory lock and looks
+// again whether the migration is still to apply, so several servers may
+// start at once; the lock lives and dies with the transaction, which is
+// what a PgBouncer in transaction mode can carry (a session lock would stay
+// on whichever server connection it happened to run on).
 func (db *DB) Migrate(ctx context.Context) error {
 	ms, err := Migrations(db.Dialect)
 	if err != nil {
 		return err
 	}
-	conn, err := db.write.Conn(ctx)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	if db.Dialect == Postgres {
-		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7302101)`); err != nil {
-			return fmt.Errorf("sqlstore: migration lock: %w", err)
+	applied := map[int]bool{}
+	err = db.migrationTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+			return fmt.Errorf("sqlstore: create schema_migrations: %w", err)
 		}
-		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7302101)`)
-	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlstore: create schema_migrations: %w", err)
-	}
-	applied := map[int]string{}
-	rows, err := conn.QueryContext(ctx, `SELECT version, name FROM schema_migrations`)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var v int
-		var n string
-		if err := rows.Scan(&v, &n); err != nil {
-			rows.Close()
-			return err
-		}
-		applied[v] = n
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	for _, m := range ms {
-		if _, ok := applied[m.Version]; ok {
-			continue
-		}
-		tx, err := conn.BeginTx(ctx, nil)
+		rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("sqlstore: migration %s: %w", m.Name, err)
+		defer rows.Close()
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				return err
+			}
+			applied[v] = true
 		}
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
-			m.Version, m.Name, time.Now().UnixMicro()); err != nil {
-			tx.Rollback()
+		return rows.Err()
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if applied[m.Version] {
+			continue
+		}
+		err := db.migrationTx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, db.Rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.Version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil // another server applied it meanwhile
+			}
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("sqlstore: migration %s: %w", m.Name, err)
+			}
+			_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+				m.Version, m.Name, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("sqlstore: migration %s: commit: %w", m.Name, err)
+	}
+	return nil
+}
+
+// migrationTx runs fn in a transaction of the write pool, under the
+// migration lock on PostgreSQL (SQLite's write transactions begin
+// IMMEDIATE and so exclude each other already).
+func (db *DB) migrationTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if db.Dialect == Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(`+strconv.Itoa(migrationLock)+`)`); err != nil {
+			return fmt.Errorf("sqlstore: migration lock: %w", err)
 		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlstore: migration commit: %w", err)
 	}
 	return nil
 }

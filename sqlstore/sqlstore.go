@@ -112,19 +112,9 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 }
 
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
-	cfg, err := pgxpool.ParseConfig(dsn)
+	cfg, err := PoolConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: parse PostgreSQL DSN: %w", err)
-	}
-	if cfg.MaxConns < 16 {
-		cfg.MaxConns = 16
-	}
-	// pgx prepares every statement and PostgreSQL then switches to a generic
-	// plan after five runs. A generic plan made while a table was still
-	// small (a fresh ledger) can be a sequential scan that is kept as the
-	// table grows; custom plans cost a little planning and never do that.
-	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+		return nil, err
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

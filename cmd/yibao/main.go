@@ -27,6 +27,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"import", "import a CSV file: yibao import catalog|persons FILE", runImport},
 		{"ledger", "ledger tools: yibao ledger check", runLedger},
+		{"pg", "PostgreSQL operations: yibao pg backup --out FILE | restore --in FILE | partitions", runPG},
 		{"his", "national-interface smoke test against a running platform: yibao his demo", runHIS},
 		{"ecert", "e-certificate simulators for the demo: yibao ecert activate|code|resolve", runEcert},
 		{"reconcile", "match a wallet's daily bill against the orders: yibao reconcile channel --channel wechat --date YYYY-MM-DD", runReconcile},

@@ -58,13 +58,17 @@ type UnitResult struct {
 
 // Engine is the ledger writer and reader. It is safe for concurrent use.
 type Engine struct {
-	db      *sqlstore.DB
-	opts    Options
-	reqs    chan *request
-	book    *ledger.Book
-	lock    *sql.Conn // PostgreSQL advisory-lock session
-	stmts   *stmtCache
-	lockKey int64
+	db    *sqlstore.DB
+	opts  Options
+	reqs  chan *request
+	book  *ledger.Book
+	lock  *sqlstore.HeldLock // PostgreSQL: the one-writer advisory lock
+	stmts *stmtCache
+	// resync: a commit failed, and its outcome may be unknown (the
+	// connection or the server died during COMMIT; after a failover the
+	// new primary may hold it). The next batch reads the sequence from
+	// the database instead of reusing the failed batch's numbers.
+	resync bool
 
 	closeOnce sync.Once
 	quit      chan struct{}
@@ -114,27 +118,20 @@ func Open(ctx context.Context, db *sqlstore.DB, opts Options) (*Engine, error) {
 	e := &Engine{db: db, opts: opts, reqs: make(chan *request, 4*opts.MaxBatch), quit: make(chan struct{}),
 		done: make(chan struct{}), sweepDone: make(chan struct{})}
 	if db.Dialect == sqlstore.Postgres {
-		conn, err := db.Write().Conn(ctx)
-		if err != nil {
-			return nil, err
-		}
 		var schema string
-		if err := conn.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-			conn.Close()
+		if err := db.Write().QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 			return nil, err
 		}
 		h := fnv.New64a()
 		h.Write([]byte("yibao-ledger-writer/" + schema))
-		var ok bool
-		if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1)`, int64(h.Sum64()>>1)).Scan(&ok); err != nil {
-			conn.Close()
+		lock, err := db.TryHoldLock(ctx, int64(h.Sum64()>>1))
+		if err != nil {
 			return nil, err
 		}
-		if !ok {
-			conn.Close()
+		if lock == nil {
 			return nil, yibao.Errorf(yibao.CodeUnavailable, "another ledger writer holds schema %s", schema)
 		}
-		e.lock, e.lockKey = conn, int64(h.Sum64()>>1)
+		e.lock = lock
 	}
 	var maxSeq int64
 	if err := db.Write().QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM ledger_transfers`).Scan(&maxSeq); err != nil {
@@ -163,10 +160,8 @@ func Open(ctx context.Context, db *sqlstore.DB, opts Options) (*Engine, error) {
 
 func (e *Engine) releaseLock() {
 	if e.lock != nil {
-		// The connection goes back to the pool, so unlock explicitly; a
-		// crashed process loses its session, and the lock with it.
-		e.lock.ExecContext(context.Background(), `SELECT pg_advisory_unlock($1)`, e.lockKey)
-		e.lock.Close()
+		// A crashed process loses its connection, and the lock with it.
+		e.lock.Release()
 		e.lock = nil
 	}
 }
@@ -311,10 +306,18 @@ func (e *Engine) commit(batch []*request) (replies []reply, err error) {
 	defer func() {
 		if err != nil {
 			e.book = ledger.NewBook(seqBefore) // the cache may hold uncommitted state
+			e.resync = true
 		}
 	}()
 	err = e.db.WriteTxOnce(ctx, func(tx *sqlstore.Tx) error {
 		replies = make([]reply, len(batch))
+		if e.resync {
+			var maxSeq int64
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(seq), 0) FROM ledger_transfers`).Scan(&maxSeq); err != nil {
+				return err
+			}
+			e.book = ledger.NewBook(maxSeq + 1)
+		}
 		// Load everything the batch refers to in as few queries as possible.
 		var allAcc []ledger.Account
 		var allTr []ledger.Transfer
@@ -349,6 +352,7 @@ func (e *Engine) commit(batch []*request) (replies []reply, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.resync = false
 	if a, _ := e.book.Size(); a > e.opts.MaxCached {
 		e.book.Forget(true)
 	} else {
@@ -434,6 +438,16 @@ func (e *Engine) load(ctx context.Context, tx *sqlstore.Tx, accs []ledger.Accoun
 		return err
 	}
 	e.book.Load(loadedA, loadedT, accIDs, trIDs)
+	// A post or void names only its pending transfer: the accounts it
+	// moves are the pending's, which a cold book (after a restart or a
+	// failed commit) has not loaded yet.
+	if more, _ := e.book.Missing(nil, loadedT); len(more) > 0 {
+		loadedA, err := loadByID(ctx, tx, e.db.Dialect, accountCols, "ledger_accounts", more, scanAccounts)
+		if err != nil {
+			return err
+		}
+		e.book.Load(loadedA, nil, more, nil)
+	}
 	return nil
 }
 
