@@ -585,31 +585,39 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 // ServeOn is Serve on a listener the caller opened (several nodes in one
 // process learn each other's addresses first).
 func (a *App) ServeOn(ctx context.Context, ln net.Listener, ready func(addr string)) error {
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	if a.Config.PublicURL == "" {
 		a.Pay.SetNotifyBase("http://" + ln.Addr().String() + "/api/v1/pay/notify")
 		if a.Bank != nil {
 			a.Bank.Sim.SetCallbackURL("http://" + ln.Addr().String() + "/api/v1/credit/notify/" + banksim.DefaultBankCode)
 		}
 	}
+	return serveHTTP(ctx, ln, a.Handler(), a.Log, func() {
+		go a.Settle.Run(ctx, 5*time.Second)           // voids pending settlements nobody paid
+		go a.Delivery.Run(ctx, 2*time.Second)         // sends outbox events to institutions' webhooks
+		go a.Pay.Run(ctx, 2*time.Second)              // resolves unknown wallet outcomes and open refunds
+		go a.Sequencer.Run(ctx, 200*time.Millisecond) // appends audit entries to the transparency log
+		go a.Review.Run(ctx, 30*time.Second)          // raises review alerts from the day's settlements
+		go a.Credit.Run(ctx, 5*time.Second)           // lost bank answers, growing guarantees, reminders and overdue
+		go a.refreshKeys(ctx)                         // data keys rotated by `yibao keys rotate`
+		go sqlstore.KeepPartitions(ctx, a.DB, a.Log)  // PostgreSQL: the coming months' partitions, now and daily
+		if a.XR != nil {
+			go a.XR.Run(ctx, 2*time.Second) // settlements left in doubt, reversals for the hub
+		}
+		a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
+		if ready != nil {
+			ready(ln.Addr().String())
+		}
+	})
+}
+
+// serveHTTP serves h on ln until ctx ends, then shuts down gracefully
+// (10 s); started runs once the server accepts.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger, started func()) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	go a.Settle.Run(ctx, 5*time.Second)           // voids pending settlements nobody paid
-	go a.Delivery.Run(ctx, 2*time.Second)         // sends outbox events to institutions' webhooks
-	go a.Pay.Run(ctx, 2*time.Second)              // resolves unknown wallet outcomes and open refunds
-	go a.Sequencer.Run(ctx, 200*time.Millisecond) // appends audit entries to the transparency log
-	go a.Review.Run(ctx, 30*time.Second)          // raises review alerts from the day's settlements
-	go a.Credit.Run(ctx, 5*time.Second)           // lost bank answers, growing guarantees, reminders and overdue
-	go a.refreshKeys(ctx)                         // data keys rotated by `yibao keys rotate`
-	go sqlstore.KeepPartitions(ctx, a.DB, a.Log)  // PostgreSQL: the coming months' partitions, now and daily
-	if a.XR != nil {
-		go a.XR.Run(ctx, 2*time.Second) // settlements left in doubt, reversals for the hub
-	}
-	a.Log.Info("serving", "addr", ln.Addr().String(), "db", a.DB.Dialect.String(), "version", Version)
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
+	started()
 	select {
 	case err := <-errc:
 		return err
@@ -617,7 +625,7 @@ func (a *App) ServeOn(ctx context.Context, ln net.Listener, ready func(addr stri
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a.Log.Info("shutting down")
+	log.Info("shutting down")
 	return srv.Shutdown(shutCtx)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"io"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"yibao"
 	"yibao/app"
+	"yibao/app/apptest"
 	"yibao/ecert"
 	"yibao/ecert/code"
 	"yibao/gmcrypto"
@@ -20,34 +20,10 @@ import (
 	"yibao/money"
 	"yibao/policy"
 	"yibao/settlement"
-	"yibao/sqlstore/sqltest"
 )
 
 // openRegions starts three province nodes and the hub on loopback.
-func openRegions(t *testing.T) *app.Regions {
-	t.Helper()
-	ctx := context.Background()
-	dsn := map[string]string{} // a node reopens its own database after a stop
-	r, err := app.OpenRegions(ctx, app.RegionsConfig{DataDir: t.TempDir(), Provinces: []string{"37", "32", "44"}, LogOut: io.Discard,
-		Tune: func(prov string, c *app.Config) {
-			if dsn[prov] == "" {
-				dsn[prov] = sqltest.DSN(t)
-			}
-			c.DB = dsn[prov]
-			c.MasterKey = strings.Repeat("cd", 32)
-			c.PasswordIterations = 1000
-			c.LogLevel = "error"
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(func() { cancel(); r.Close() })
-	if err := r.Serve(sctx); err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
+func openRegions(t *testing.T) *app.Regions { return apptest.Regions(t) }
 
 // staff is a cashier of the institution.
 func staff(code string) context.Context {

@@ -10,11 +10,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"yibao/gmcrypto"
 	"yibao/gmcrypto/keystore"
@@ -258,20 +256,11 @@ func (h *HubApp) Serve(ctx context.Context, ready func(addr string)) error {
 
 // ServeOn is Serve on a listener the caller opened.
 func (h *HubApp) ServeOn(ctx context.Context, ln net.Listener, ready func(addr string)) error {
-	srv := &http.Server{Handler: h.Hub.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 60 * time.Second, WriteTimeout: 60 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	go h.Hub.Run(ctx)
-	h.Config.Log.Info("hub serving", "addr", ln.Addr().String(), "nodes", len(h.Config.Nodes))
-	if ready != nil {
-		ready(ln.Addr().String())
-	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(shutCtx)
+	return serveHTTP(ctx, ln, h.Hub.Handler(), h.Config.Log, func() {
+		go h.Hub.Run(ctx)
+		h.Config.Log.Info("hub serving", "addr", ln.Addr().String(), "nodes", len(h.Config.Nodes))
+		if ready != nil {
+			ready(ln.Addr().String())
+		}
+	})
 }

@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -15,10 +14,10 @@ import (
 
 	"yibao"
 	"yibao/app"
+	"yibao/app/apptest"
 	"yibao/auth"
 	"yibao/httpapi"
 	"yibao/money"
-	"yibao/sqlstore/sqltest"
 )
 
 // xrCase is one row of testdata/xregion_cases.json: an api_cases.json
@@ -188,21 +187,7 @@ func (e *env) step(as, method, path string, body any, status int) map[string]any
 // for the month mirror each other.
 func TestXRegionOverHTTP(t *testing.T) {
 	ctx := context.Background()
-	r, err := app.OpenRegions(ctx, app.RegionsConfig{DataDir: t.TempDir(), Provinces: []string{"37", "32"}, LogOut: io.Discard,
-		Tune: func(prov string, c *app.Config) {
-			c.DB = sqltest.DSN(t)
-			c.MasterKey = strings.Repeat("ab", 32)
-			c.PasswordIterations = 1000
-			c.LogLevel = "error"
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(func() { cancel(); r.Close() })
-	if err := r.Serve(sctx); err != nil {
-		t.Fatal(err)
-	}
+	r := apptest.Regions(t, "37", "32")
 	sd, js := nodeEnv(t, r.Node("37")), nodeEnv(t, r.Node("32")) // insured, treating
 	var hosp string
 	for _, in := range js.data.Institutions {

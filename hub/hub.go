@@ -550,25 +550,10 @@ func (h *Hub) Deliver(ctx context.Context) (int, error) {
 		} else if err = h.faultAt("deliver", m.id); err == nil {
 			err = h.client.Call(ctx, n.URL, m.path, json.RawMessage(m.body), nil)
 		}
-		now := h.now()
 		if err == nil {
 			done++
-			err = h.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE hub_deliveries SET done_at = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, micros(now), m.id)
-				return err
-			})
-		} else {
-			backoff := min(time.Duration(1<<min(m.attempts, 6))*time.Second, time.Minute)
-			msg := err.Error()
-			if len(msg) > 300 {
-				msg = msg[:300]
-			}
-			err = h.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE hub_deliveries SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?`,
-					micros(now.Add(backoff)), msg, m.id)
-				return err
-			})
 		}
+		err = wire.Outcome(ctx, h.db, "hub_deliveries", m.id, m.attempts, h.now(), err)
 		if err != nil {
 			return done, err
 		}

@@ -3,15 +3,14 @@ package nhsa_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"strings"
 	"testing"
 
 	"yibao"
 	"yibao/app"
+	"yibao/app/apptest"
 	"yibao/auth"
 	"yibao/nhsa/client"
-	"yibao/sqlstore/sqltest"
 )
 
 // TestCrossRegionRegistration: a Jiangsu hospital's HIS registers (2201)
@@ -23,21 +22,7 @@ import (
 // person is refused).
 func TestCrossRegionRegistration(t *testing.T) {
 	ctx := context.Background()
-	r, err := app.OpenRegions(ctx, app.RegionsConfig{DataDir: t.TempDir(), Provinces: []string{"37", "32"}, LogOut: io.Discard,
-		Tune: func(prov string, c *app.Config) {
-			c.DB = sqltest.DSN(t)
-			c.MasterKey = strings.Repeat("cd", 32)
-			c.PasswordIterations = 1000
-			c.LogLevel = "error"
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	t.Cleanup(func() { cancel(); r.Close() })
-	if err := r.Serve(sctx); err != nil {
-		t.Fatal(err)
-	}
+	r := apptest.Regions(t, "37", "32")
 	sd, js := r.Node("37"), r.Node("32")
 	var his *client.Client
 	for _, in := range js.Dataset.Institutions {

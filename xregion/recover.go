@@ -5,9 +5,8 @@ import (
 	"encoding/json"
 	"time"
 
-	"yibao"
 	"yibao/settlement"
-	"yibao/sqlstore"
+	"yibao/xregion/wire"
 )
 
 // Recover asks the hub how every settlement this node prepared and has
@@ -100,25 +99,13 @@ func (n *Node) Report(ctx context.Context) (int, error) {
 			RevMonth string `json:"rev_month"`
 		}
 		err := n.client.Call(ctx, n.cfg.HubURL, "/hub/v1/reverse", in, &out)
-		now := n.now()
 		if err == nil {
 			if err := n.settle.SetReversalMonth(ctx, in.TxID, out.RevMonth); err != nil {
 				return sent, err
 			}
 			sent++
-			err = n.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE xr_outbox SET done_at = ?, attempts = attempts + 1, last_error = '' WHERE id = ?`, now.UnixMicro(), m.id)
-				return err
-			})
-		} else {
-			backoff := min(time.Duration(1<<min(m.attempts, 6))*time.Second, time.Minute)
-			msg := yibao.ErrorMessage(err)
-			err = n.db.WriteTx(ctx, func(tx *sqlstore.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE xr_outbox SET attempts = attempts + 1, next_at = ?, last_error = ? WHERE id = ?`,
-					now.Add(backoff).UnixMicro(), msg, m.id)
-				return err
-			})
 		}
+		err = wire.Outcome(ctx, n.db, "xr_outbox", m.id, m.attempts, n.now(), err)
 		if err != nil {
 			return sent, err
 		}

@@ -107,3 +107,14 @@ func TestCallCarriesCodes(t *testing.T) {
 		t.Fatalf("dead peer: %v", err)
 	}
 }
+
+func TestBackoff(t *testing.T) {
+	for _, c := range []struct {
+		attempts int
+		want     time.Duration
+	}{{0, time.Second}, {1, 2 * time.Second}, {5, 32 * time.Second}, {6, time.Minute}, {40, time.Minute}} {
+		if got := Backoff(c.attempts); got != c.want {
+			t.Errorf("Backoff(%d) = %s, want %s", c.attempts, got, c.want)
+		}
+	}
+}
