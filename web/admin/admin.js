@@ -6,7 +6,9 @@
 // per bank, draws against repayments, the daily settlement file with the
 // bank, the reminder/overdue cycle), fund operations (contribution files,
 // crediting, payouts with the bank's files, corrections, the fund
-// dashboard), changes under dual control awaiting a second administrator,
+// dashboard), cross-region care (a person's filings, added and revoked;
+// the month's positions with other regions, their chart and the ledger
+// check), changes under dual control awaiting a second administrator,
 // dead letters.
 (function () {
   "use strict";
@@ -1274,6 +1276,222 @@
     } catch (e) { st.textContent = ""; delete st.dataset.run; fail(e); }
   });
 
+  // --- cross-region care (异地就医): the filings (备案) of a person insured
+  // here, and this node's positions with the other regions for a clearing
+  // month, with the check of its ledger (what the hub's monthly clearing
+  // compares, docs/cross-region.md). ---
+  const FILING_KINDS = { long_term: "异地长期居住 long-term residence", referred: "转诊转院 referral", temporary: "临时外出就医 temporary",
+    emergency: "急诊抢救 emergency" };
+  // PROVINCES names a region of another node by its first two digits
+  // (GB/T 2260); this node's own regions come from /api/v1/regions.
+  const PROVINCES = { 11: "北京 Beijing", 12: "天津 Tianjin", 13: "河北 Hebei", 14: "山西 Shanxi", 15: "内蒙古 Inner Mongolia", 21: "辽宁 Liaoning",
+    22: "吉林 Jilin", 23: "黑龙江 Heilongjiang", 31: "上海 Shanghai", 32: "江苏 Jiangsu", 33: "浙江 Zhejiang", 34: "安徽 Anhui", 35: "福建 Fujian",
+    36: "江西 Jiangxi", 37: "山东 Shandong", 41: "河南 Henan", 42: "湖北 Hubei", 43: "湖南 Hunan", 44: "广东 Guangdong", 45: "广西 Guangxi",
+    46: "海南 Hainan", 50: "重庆 Chongqing", 51: "四川 Sichuan", 52: "贵州 Guizhou", 53: "云南 Yunnan", 54: "西藏 Tibet", 61: "陕西 Shaanxi",
+    62: "甘肃 Gansu", 63: "青海 Qinghai", 64: "宁夏 Ningxia", 65: "新疆 Xinjiang" };
+  // placeName is a region of this node's province by its name, and one of
+  // another province with the province's name first (a province itself:
+  // "whole province").
+  function placeName(a) {
+    a = String(a || "");
+    const known = regions.get(a), prov = a.slice(0, 2);
+    if (prov === homeProvince() || !PROVINCES[prov]) return known ? known + " " + a : a;
+    return PROVINCES[prov] + (known ? " " + known : a.endsWith("0000") ? " 全省 whole province" : "") + " " + a;
+  }
+  // homeProvince is the province most of the node's regions are in (it also
+  // lists the regions of guests it treated).
+  function homeProvince() {
+    const n = new Map();
+    for (const a of regions.keys()) n.set(a.slice(0, 2), (n.get(a.slice(0, 2)) || 0) + 1);
+    return [...n].sort((x, y) => y[1] - x[1])[0]?.[0] || "";
+  }
+  const signedYuan = (s) => (String(s).startsWith("-") ? "-¥" + String(s).slice(1) : "¥" + s);
+  let filingPsn = ""; // the person whose filings are shown (the add form files for them)
+
+  async function filings(psn) {
+    const tb = $("xf-list").tBodies[0];
+    let list;
+    try { list = (await api("GET", "/api/v1/persons/" + enc(psn) + "/filings")).items; } catch (e) {
+      filingPsn = ""; tb.innerHTML = ""; $("xf-list").hidden = true;
+      $("f-xf-add").hidden = true;
+      $("xf-summary").textContent = e.code === "not_found" ? psn + "：本节点没有这位参保人 no such person on this node" : "";
+      delete $("xf-summary").dataset.psn;
+      throw e;
+    }
+    filingPsn = psn;
+    tb.innerHTML = "";
+    $("xf-list").hidden = false;
+    const today = cst(new Date());
+    for (const f of list) {
+      const tr = tb.insertRow();
+      tr.dataset.id = f.filing_id; tr.dataset.kind = f.kind; tr.dataset.status = f.status;
+      const expired = f.status === "active" && f.end_date && f.end_date < today;
+      const st = f.status === "revoked" ? "已撤销 revoked" + (f.revoked_at ? "（" + (f.revoked_by || "") + " " + when(f.revoked_at) + "）" : "")
+        : expired ? "已到期 expired" : f.status === "active" ? "有效 active" : f.status;
+      cells(tr, [f.filing_id, FILING_KINDS[f.kind] || f.kind, placeName(f.dest_admdvs) + (f.fixmedins_code ? " · " + f.fixmedins_code : ""),
+        f.begin_date, f.end_date || "长期 open-ended", f.reason || "", st],
+      ["code", "kind", "dest", null, null, null, "st-" + (expired ? "expired" : f.status)]);
+      const td = tr.insertCell();
+      if (f.status === "active") td.appendChild(button("撤销 Revoke", () => revokeFiling(f), "撤销备案 Revoke filing " + f.filing_id));
+    }
+    if (!list.length) none(tb, 8);
+    const active = list.filter((f) => f.status === "active").length;
+    $("xf-summary").dataset.psn = psn;
+    $("xf-summary").dataset.count = list.length;
+    $("xf-summary").textContent = psn + "：" + (list.length ? active + " 项有效备案 active filings" + (list.length > active ? "，" + (list.length - active) +
+      " 项已撤销或到期 revoked or expired" : "") : "没有备案（异地就医按未备案处理） no filings: treated elsewhere as unregistered");
+    $("f-xf-add").hidden = false;
+    $("xf-add-title").textContent = "为 " + psn + " 新增备案 Add a filing for " + psn;
+  }
+  function xfStatus(status, text) {
+    const st = $("xf-status");
+    st.textContent = text;
+    if (status) st.dataset.status = status; else delete st.dataset.status;
+  }
+  async function revokeFiling(f) {
+    if (!confirm("撤销备案 " + f.filing_id + "（" + (FILING_KINDS[f.kind] || f.kind) + "，" + placeName(f.dest_admdvs) + "）？撤销后在外省就医按未备案处理。\n" +
+      "Revoke filing " + f.filing_id + "? Treatment there then counts as unregistered.")) return;
+    ok();
+    try {
+      const r = await api("POST", "/api/v1/filings/" + enc(f.filing_id) + "/revoke", {});
+      xfStatus("revoked", "已撤销备案 filing revoked: " + r.filing_id + " · " + (FILING_KINDS[r.kind] || r.kind) + " · " + placeName(r.dest_admdvs));
+      await filings(r.psn_no);
+      const next = $("xf-list").querySelector("tbody tr[data-status=active] button");
+      (next || $("xf-psn")).focus();
+    } catch (e) { xfStatus("refused", "撤销失败 not revoked: " + e.message); fail(e); }
+  }
+  $("f-xf-find").addEventListener("submit", async (ev) => {
+    ev.preventDefault(); ok(); xfStatus("", "");
+    const psn = $("xf-psn").value.trim();
+    if (!psn) return;
+    try { await filings(psn); } catch (e) { fail(e); }
+  });
+  const FILING_FIELDS = { kind: "xf-kind", dest_admdvs: "xf-dest", fixmedins_code: "xf-inst", begin_date: "xf-begin", end_date: "xf-end", reason: "xf-reason" };
+  $("f-xf-add").addEventListener("submit", async (ev) => {
+    ev.preventDefault(); ok();
+    const psn = filingPsn;
+    if (!psn) return;
+    for (const id of Object.values(FILING_FIELDS)) $(id).removeAttribute("aria-invalid");
+    const body = { kind: $("xf-kind").value, dest_admdvs: $("xf-dest").value.trim(), begin_date: $("xf-begin").value };
+    if ($("xf-end").value) body.end_date = $("xf-end").value;
+    if ($("xf-inst").value.trim()) body.fixmedins_code = $("xf-inst").value.trim().toUpperCase();
+    if ($("xf-reason").value.trim()) body.reason = $("xf-reason").value.trim();
+    $("xf-add").disabled = true;
+    try {
+      const f = await api("POST", "/api/v1/persons/" + enc(psn) + "/filings", body);
+      xfStatus("created", "已新增备案 filing added: " + f.filing_id + " · " + (FILING_KINDS[f.kind] || f.kind) + " · " + placeName(f.dest_admdvs) + " · " +
+        f.begin_date + " – " + (f.end_date || "长期 open-ended"));
+      $("xf-status").dataset.id = f.filing_id;
+      for (const id of ["xf-dest", "xf-inst", "xf-end", "xf-reason"]) $(id).value = "";
+      await filings(psn);
+    } catch (e) {
+      xfStatus("refused", "未新增备案 not filed: " + e.message);
+      delete $("xf-status").dataset.id;
+      const field = e.body && FILING_FIELDS[e.body.field];
+      if (field) { $(field).setAttribute("aria-invalid", "true"); $(field).focus(); }
+      fail(e);
+    } finally { $("xf-add").disabled = false; }
+  });
+
+  // pairBars is bars' sibling for a few items with two amounts each
+  // (receivable and payable per other region): a row per item, its two
+  // bars across (class bar, bar2) on one scale, each with its amount
+  // written at its end and in its title. The height follows the rows.
+  function pairBars(svg, items, label, first, second, names, fmt) {
+    const NS = "http://www.w3.org/2000/svg";
+    const add = (tag, attrs, text) => {
+      const el = document.createElementNS(NS, tag);
+      for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
+      if (text !== undefined) el.textContent = text;
+      svg.appendChild(el);
+      return el;
+    };
+    svg.innerHTML = "";
+    const rowH = 46, left = 190, span = 330;
+    svg.setAttribute("viewBox", "0 0 700 " + (12 + Math.max(1, items.length) * rowH));
+    const max = Math.max(1, ...items.flatMap((it) => [first(it), second(it)]));
+    items.forEach((it, i) => {
+      const y = 8 + i * rowH;
+      add("text", { x: 4, y: y + 24 }, label(it));
+      [[first, "bar"], [second, "bar2"]].forEach(([f, cls], j) => {
+        const v = f(it), w = v > 0 ? Math.max(1, span * v / max) : 0;
+        const r = add("rect", { class: cls, x: left, y: y + j * 19, width: w, height: 16 });
+        const t = document.createElementNS(NS, "title");
+        t.textContent = label(it) + " " + names[j] + ": " + fmt(v);
+        r.appendChild(t);
+        add("text", { x: left + w + 6, y: y + j * 19 + 12 }, names[j] + " " + fmt(v));
+      });
+    });
+  }
+
+  async function positions() {
+    const month = $("xp-month").value;
+    if (!month) return;
+    const p = await api("GET", "/api/v1/xr/positions?clr_month=" + enc(month));
+    if ($("xp-month").value !== month) return; // the picker moved on meanwhile
+    const tb = $("xp-rows").tBodies[0];
+    tb.innerHTML = "";
+    let recv = 0, pay = 0, n = 0, rev = 0;
+    const byOther = new Map();
+    for (const x of p.positions) {
+      const tr = tb.insertRow();
+      tr.dataset.own = x.own; tr.dataset.other = x.other;
+      cells(tr, [placeName(x.own), placeName(x.other), x.settlements, x.reversals, "¥" + x.receivable, "¥" + x.payable, signedYuan(x.net)],
+        [null, null, "num", "num", "num receivable", "num payable", "num net"]);
+      recv += fen(x.receivable); pay += fen(x.payable); n += x.settlements; rev += x.reversals;
+      const o = byOther.get(x.other) || { other: x.other, recv: 0, pay: 0 };
+      o.recv += fen(x.receivable); o.pay += fen(x.payable);
+      byOther.set(x.other, o);
+    }
+    if (p.positions.length > 1) {
+      const tr = tb.insertRow();
+      tr.className = "total"; tr.dataset.total = "true";
+      cells(tr, ["合计 Total", "", n, rev, "¥" + fenYuan(recv), "¥" + fenYuan(pay), signedYuan(fenYuan(recv - pay))],
+        [null, null, "num", "num", "num receivable", "num payable", "num net"]);
+    }
+    const sum = $("xp-summary");
+    sum.dataset.month = month;
+    sum.dataset.count = p.positions.length;
+    if (!p.positions.length) {
+      const c = tb.insertRow().insertCell(); c.colSpan = 7;
+      c.textContent = "无 None";
+      sum.textContent = month + "：本月没有异地结算，也没有撤销 no cross-region settlements or reversals in " + month;
+    } else {
+      sum.textContent = month + "：结算 " + n + " 笔 settlements · 撤销 " + rev + " 笔 reversals · 应收 receivable ¥" + fenYuan(recv) + " · 应付 payable ¥" +
+        fenYuan(pay) + " · 净额 net " + signedYuan(fenYuan(recv - pay)) + (recv === pay ? "" : recv > pay ? "（本节点应收 this node receives）" : "（本节点应付 this node pays）");
+    }
+    if (p.unreported) sum.textContent += " · " + p.unreported + " 笔撤销尚未报送国家平台 reversals not yet reported to the hub";
+    const svg = $("chart-xr");
+    const items = [...byOther.values()].sort((a, b) => a.other.localeCompare(b.other));
+    svg.dataset.regions = items.map((x) => x.other).join(",");
+    if (items.length) {
+      svg.setAttribute("aria-label", month + "：按对方地区的应收与应付 receivable and payable per other region: " +
+        items.map((x) => x.other + " ¥" + fenYuan(x.recv) + " / ¥" + fenYuan(x.pay)).join("; "));
+      pairBars(svg, items, (x) => placeName(x.other), (x) => x.recv / 100, (x) => x.pay / 100, ["应收 receivable", "应付 payable"],
+        (v) => "¥" + v.toFixed(2));
+    } else {
+      svg.innerHTML = "";
+      svg.setAttribute("viewBox", "0 0 700 40");
+      svg.setAttribute("aria-label", month + "：没有数据 nothing this month");
+      const t = document.createElementNS("http://www.w3.org/2000/svg", "text");
+      t.setAttribute("x", 4); t.setAttribute("y", 24); t.textContent = "本月没有异地结算 nothing this month";
+      svg.appendChild(t);
+    }
+    const chk = $("xp-check"), probs = $("xp-problems");
+    probs.innerHTML = "";
+    if (!p.ledger_problems.length) {
+      chk.dataset.status = "agree";
+      chk.textContent = "账实相符 books agree：账上 xr: 科目与异地结算记录一致，到分 the ledger's xr: accounts match the cross-region records to the fen";
+    } else {
+      chk.dataset.status = "problems";
+      chk.textContent = "账实不符 books disagree：" + p.ledger_problems.length + " 处 problems";
+      for (const pr of p.ledger_problems) { const li = document.createElement("li"); li.textContent = pr; probs.appendChild(li); }
+    }
+    probs.hidden = !p.ledger_problems.length;
+  }
+  $("xp-month").addEventListener("change", () => { ok(); positions().catch(fail); });
+  $("xp-refresh").addEventListener("click", () => { ok(); positions().catch(fail); });
+
   // The audit log: entries with their log index; "verify" fetches the
   // receipt and checks it here, in the browser, against the log's
   // published Ed25519 key (tlogverify.js) — not by trusting the server's word.
@@ -1432,10 +1650,12 @@
     $("rep-month").value = cst(t).slice(0, 7);
     $("cr-day").value = cst(t); sendLabel();
     if (!$("fo-period").value) $("fo-period").value = cst(t).slice(0, 7);
+    if (!$("xp-month").value) $("xp-month").value = cst(t).slice(0, 7);
+    if (!$("xf-begin").value) $("xf-begin").value = cst(t);
     try {
       await loadRegions();
       await Promise.all([dashboard(), policies(), orders(), deadLetters(), Promise.all([institutions(), approvals()]).then(() => Promise.all([keys(), channels()])),
-        searchPersons(false), auditLog(), review(), report(), credit(), funds()]);
+        searchPersons(false), auditLog(), review(), report(), credit(), funds(), positions()]);
     } catch (e) { fail(e); }
   }
   $("f-login").addEventListener("submit", async (ev) => {
@@ -1452,7 +1672,8 @@
     clearTimeout(fundTimer); $("fc-start").disabled = false;
     if (bankURL) { URL.revokeObjectURL(bankURL); bankURL = ""; }
     bankFile = ""; payoutRun = null; $("fp-box").hidden = true; $("fo-detail").hidden = true;
-    for (const id of ["k-pending", "ch-pending", "ap-status", "fo-status", "fp-status", "fx-status", "fc-status"]) { $(id).textContent = ""; delete $(id).dataset.status; }
+    for (const id of ["k-pending", "ch-pending", "ap-status", "fo-status", "fp-status", "fx-status", "fc-status", "xf-status", "xf-summary"]) { $(id).textContent = ""; delete $(id).dataset.status; }
+    filingPsn = ""; $("xf-psn").value = ""; $("xf-list").tBodies[0].innerHTML = ""; $("xf-list").hidden = true; $("f-xf-add").hidden = true;
     $("console").hidden = true; $("login").hidden = false; $("logout").hidden = true; $("u").focus();
   });
   if (token) start(); else $("login").hidden = false;
