@@ -174,7 +174,7 @@ func (c *Catalog) newRecord(spec Spec, id string, legacy *Legacy) (Record, error
 }
 
 func insertRecord(ctx context.Context, tx DB, r Record) (bool, error) {
-	res, err := tx.Exec(ctx, `INSERT INTO crypto_keys (`+recordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+	res, err := tx.Exec(ctx, `INSERT INTO crypto_keys (`+recordCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		r.ID, string(r.Kind), r.Purpose, string(r.Alg), string(r.State), r.KeyStore, r.Wrapped, r.Public, r.Origin, r.Created.UnixMicro(), r.Changed.UnixMicro())
 	if err != nil {
 		return false, fmt.Errorf("keystore: insert %s: %w", r.ID, err)
