@@ -177,14 +177,18 @@ func (s *Server) replay(c *call, principal, key string, h []byte, waited bool) e
 		return yibao.Errorf(yibao.CodeIdemConflict, "a request with this %s is being retried concurrently; retry shortly", HeaderIdempotencyKey)
 	}
 	if !status.Valid {
-		// Answered a moment ago, its answer still being stored: wait for
-		// it rather than tell a sequential client "in flight".
-		if ch, ok := s.storing.Load(principal + "\x00" + key); ok && !waited {
-			select {
-			case <-ch.(chan struct{}):
-				return s.replay(c, principal, key, h, true)
-			case <-ctx.Done():
+		if !waited {
+			// Answered a moment ago, its answer being stored (or stored
+			// since the row was read): wait for it and read again, rather
+			// than tell a sequential client "in flight".
+			if ch, ok := s.storing.Load(principal + "\x00" + key); ok {
+				select {
+				case <-ch.(chan struct{}):
+				case <-ctx.Done():
+					return yibao.Errorf(yibao.CodeIdemConflict, "a request with this %s is still being processed; retry shortly", HeaderIdempotencyKey)
+				}
 			}
+			return s.replay(c, principal, key, h, true)
 		}
 		return yibao.Errorf(yibao.CodeIdemConflict, "a request with this %s is still being processed; retry shortly", HeaderIdempotencyKey)
 	}
