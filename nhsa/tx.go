@@ -140,6 +140,13 @@ func personInfo(s *Service, ctx context.Context, r *Request) (any, string, error
 		return nil, "", failf("data.card_sn 不能为空 (required with mdtrt_cert_type 03)")
 	}
 	psn, _, err := s.certPerson(ctx, "data", in.Data.CertType, in.Data.CertNo)
+	if err != nil && in.Data.CertType != "01" {
+		// Not known here: a patient of the insured region the envelope
+		// names, if that is another node's (their first visit here).
+		if guest := s.settle.GuestRegion(r.insuredElsewhere(), ""); guest != "" && r.InsuplcAdmdvs != "" {
+			psn, err = s.importGuest(ctx, r, guest, in.Data.CertNo)
+		}
+	}
 	if err != nil {
 		return nil, "", err
 	}
@@ -153,7 +160,15 @@ func personInfo(s *Service, ctx context.Context, r *Request) (any, string, error
 		return nil, "", err
 	}
 	var balc money.Fen
-	if acc, err := s.settle.Accumulators(sys(ctx), psn); err == nil && len(acc) > 0 {
+	if guest := s.settle.GuestRegion("", psn); guest != "" {
+		// The personal account is kept by the insured node.
+		snap, err := s.settle.Remote.Snapshot(ctx, settlement.SnapshotRequest{InsuAdmdvs: p.Admdvs, PsnNo: psn, Insutype: "310", Year: now.In(cst).Year(),
+			Month: now.In(cst).Format("2006-01")})
+		if err != nil {
+			return nil, "", err
+		}
+		balc = snap.Account
+	} else if acc, err := s.settle.Accumulators(sys(ctx), psn); err == nil && len(acc) > 0 {
 		balc = acc[0].Account
 	}
 	insu := []map[string]any{}
@@ -242,6 +257,21 @@ func (r *Request) insuredElsewhere() string {
 		return ""
 	}
 	return r.InsuplcAdmdvs
+}
+
+// importGuest finds a patient of another node's region by the ID number
+// shown (1101 before their first visit here) and keeps a copy of them.
+func (s *Service) importGuest(ctx context.Context, r *Request, insured, idNumber string) (string, error) {
+	inst, err := s.reg.Institution(sys(ctx), r.FixmedinsCode)
+	if err != nil {
+		return "", err
+	}
+	psn, _, err := s.settle.ImportRemotePerson(ctx, settlement.PersonRequest{IDNumber: idNumber, InsuAdmdvs: insured, TreatingAdmdvs: inst.Admdvs,
+		FixmedinsCode: r.FixmedinsCode, Date: s.now().In(cst).Format(time.DateOnly)})
+	if yibao.IsCode(err, yibao.CodeNotFound) {
+		return "", failf("data.mdtrt_cert_no: 无此参保人 (no insured person with that number in %s)", insured)
+	}
+	return psn, err
 }
 
 // guestCert checks the ID number (02) or card (03) a patient insured by

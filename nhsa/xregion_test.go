@@ -11,6 +11,7 @@ import (
 	"yibao/app/apptest"
 	"yibao/auth"
 	"yibao/nhsa/client"
+	"yibao/settlement"
 )
 
 // TestCrossRegionRegistration: a Jiangsu hospital's HIS registers (2201)
@@ -107,6 +108,81 @@ func TestCrossRegionRegistration(t *testing.T) {
 			}
 			if v.MdtrtCertNo != yibao.MaskID(c.cert) {
 				t.Fatalf("visit records credential %q, want the masked number", v.MdtrtCertNo)
+			}
+		})
+	}
+}
+
+// TestCrossRegionPersonQuery: 1101 by ID card for a patient of another
+// province never seen here finds them at the insured node the envelope
+// names, with their coverage and the personal account balance kept there.
+func TestCrossRegionPersonQuery(t *testing.T) {
+	ctx := context.Background()
+	r := apptest.Regions(t, "37", "32")
+	sd, js := r.Node("37"), r.Node("32")
+	var his *client.Client
+	for _, in := range js.Dataset.Institutions {
+		for _, k := range js.Dataset.APIKeys {
+			if his == nil && in.Kind == yibao.KindHospital && k.FixmedinsCode == in.Code {
+				his = &client.Client{BaseURL: js.URL, FixmedinsCode: in.Code, FixmedinsName: in.Name, Admvs: in.Admdvs, Opter: "1", OpterName: "收费员",
+					Signer: &auth.Signer{KeyID: k.KeyID, Secret: k.Secret}}
+			}
+		}
+	}
+	ps := app.DemoCrossRegionPersons(sd.Dataset)
+	idOf := map[string]string{}
+	for _, p := range sd.Dataset.Persons {
+		idOf[p.PsnNo] = p.IDNumber
+	}
+	sys := yibao.WithPrincipal(ctx, yibao.System("test"))
+	snap, err := sd.App.Settle.SnapshotInsured(sys, settlement.SnapshotRequest{PsnNo: ps[6], Insutype: "310", Year: 2026})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, insuplc, cert string
+		wantPsn, err        string
+	}{
+		{"first-time patient, insured region named", "370100", idOf[ps[6]], ps[6], ""},
+		{"asked again, known here now", "370100", idOf[ps[6]], ps[6], ""},
+		{"no insured region named", "", idOf[ps[7]], "", "无此参保人"},
+		{"not insured in the region named", "370100", "110101199003074477", "", "无此参保人"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cl := *his
+			cl.InsuplcAdmdvs = c.insuplc
+			resp, err := cl.Send(ctx, "1101", cl.NewMsgid(), map[string]any{"data": map[string]string{"mdtrt_cert_type": "02", "mdtrt_cert_no": c.cert}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.err != "" {
+				if resp.OK() || !strings.Contains(resp.ErrMsg, c.err) {
+					t.Fatalf("infcode %s err_msg %q, want a refusal mentioning %q", resp.Infcode, resp.ErrMsg, c.err)
+				}
+				return
+			}
+			if !resp.OK() {
+				t.Fatalf("refused: %s", resp.ErrMsg)
+			}
+			var out struct {
+				Baseinfo struct {
+					PsnNo string `json:"psn_no"`
+				} `json:"baseinfo"`
+				Insuinfo []struct {
+					Balc          json.Number `json:"balc"`
+					Insutype      string      `json:"insutype"`
+					InsuplcAdmdvs string      `json:"insuplc_admdvs"`
+				} `json:"insuinfo"`
+			}
+			json.Unmarshal(resp.Output, &out)
+			if out.Baseinfo.PsnNo != c.wantPsn || len(out.Insuinfo) == 0 || out.Insuinfo[0].InsuplcAdmdvs != "370100" {
+				t.Fatalf("1101 answered %+v", out)
+			}
+			for _, in := range out.Insuinfo {
+				if in.Insutype == "310" && string(in.Balc) != snap.Account.String() {
+					t.Fatalf("balance %s, the insured node keeps %s", in.Balc, snap.Account)
+				}
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -65,6 +66,7 @@ type Remote interface {
 // PersonRequest asks the insured node about a person treated here.
 type PersonRequest struct {
 	PsnNo          string `json:"psn_no"`
+	IDNumber       string `json:"id_number,omitempty"` // instead of psn_no: the ID card shown (1101 of a first-time patient)
 	InsuAdmdvs     string `json:"insu_admdvs"`
 	TreatingAdmdvs string `json:"treating_admdvs"`
 	FixmedinsCode  string `json:"fixmedins_code"`
@@ -375,34 +377,36 @@ func (s *Service) GuestRegion(insuplc, psnNo string) string {
 // coverage) into this node's registry, and returns the cross-region
 // status their filing gives treatment here.
 func (s *Service) importRemotePerson(ctx context.Context, r VisitRequest, insured, treating string) (string, error) {
-	return s.ImportRemotePerson(ctx, PersonRequest{PsnNo: r.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: treating, FixmedinsCode: r.FixmedinsCode, Date: r.BeginDate})
+	_, status, err := s.ImportRemotePerson(ctx, PersonRequest{PsnNo: r.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: treating, FixmedinsCode: r.FixmedinsCode, Date: r.BeginDate})
+	return status, err
 }
 
 // ImportRemotePerson copies a person insured by another node (and their
-// coverage) into this node's registry and returns the cross-region status
-// their filing gives treatment at r's institution on r's date.
-func (s *Service) ImportRemotePerson(ctx context.Context, r PersonRequest) (string, error) {
+// coverage) into this node's registry, found by r's psn_no or ID number,
+// and returns the psn_no and the cross-region status their filing gives
+// treatment at r's institution on r's date.
+func (s *Service) ImportRemotePerson(ctx context.Context, r PersonRequest) (psnNo, status string, err error) {
 	if !yibao.ValidAdmdvs(r.InsuAdmdvs) {
-		return "", yibao.FieldError("insuplc_admdvs", "want the insured region's 6-digit code")
+		return "", "", yibao.FieldError("insuplc_admdvs", "want the insured region's 6-digit code")
 	}
 	if s.Remote == nil {
-		return "", yibao.Errorf(yibao.CodePrecondition, "this node is not joined to a cross-region hub")
+		return "", "", yibao.Errorf(yibao.CodePrecondition, "this node is not joined to a cross-region hub")
 	}
 	rp, err := s.Remote.Person(ctx, r)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	if rp.Person.PsnNo != r.PsnNo {
-		return "", yibao.Errorf(yibao.CodeUnavailable, "the insured region answered for person %s, not %s", rp.Person.PsnNo, r.PsnNo)
+	if (r.PsnNo != "" && rp.Person.PsnNo != r.PsnNo) || (r.PsnNo == "" && !strings.EqualFold(rp.Person.IDNumber, r.IDNumber)) {
+		return "", "", yibao.Errorf(yibao.CodeUnavailable, "the insured region answered for another person (%s)", rp.Person.PsnNo)
 	}
 	sys := yibao.WithPrincipal(ctx, yibao.System("cross-region"))
 	if err := s.reg.ImportGuest(sys, rp.Region, rp.Person, rp.Coverages); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if rp.Filing == nil {
-		return policy.Unregistered, nil
+		return rp.Person.PsnNo, policy.Unregistered, nil
 	}
-	return registry.FilingStatus(rp.Filing.Kind), nil
+	return rp.Person.PsnNo, registry.FilingStatus(rp.Filing.Kind), nil
 }
 
 // --- the insured node's side ---
@@ -414,9 +418,19 @@ func (s *Service) PersonInsured(ctx context.Context, r PersonRequest) (*RemotePe
 	if !s.Remote.Local(r.InsuAdmdvs) {
 		return nil, yibao.Errorf(yibao.CodeNotFound, "region %s is not insured on this node", r.InsuAdmdvs)
 	}
+	if r.PsnNo == "" {
+		psn, err := s.reg.PersonByIDNumber(ctx, r.IDNumber)
+		if err != nil {
+			return nil, err
+		}
+		r.PsnNo = psn
+	}
 	p, err := s.reg.Person(ctx, r.PsnNo, true)
 	if err != nil {
 		return nil, err
+	}
+	if !s.Remote.Local(p.Admdvs) {
+		return nil, yibao.Errorf(yibao.CodeNotFound, "person %s is not insured on this node", r.PsnNo)
 	}
 	reg, err := s.reg.Region(ctx, p.Admdvs)
 	if err != nil {

@@ -290,7 +290,7 @@ func (n *Node) ResolveCode(ctx context.Context, text, codeRegion, institution, i
 	if !yibao.ValidAdmdvs(insured) || insured[:2] != codeRegion[:2] {
 		insured = codeRegion
 	}
-	if _, err := n.settle.ImportRemotePerson(ctx, settlement.PersonRequest{PsnNo: u.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: instAdmdvs,
+	if _, _, err := n.settle.ImportRemotePerson(ctx, settlement.PersonRequest{PsnNo: u.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: instAdmdvs,
 		FixmedinsCode: institution, Date: yibao.DateOf(n.now())}); err != nil {
 		return nil, err
 	}
