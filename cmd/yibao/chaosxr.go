@@ -40,24 +40,12 @@ func runChaosXR(ctx context.Context, args []string, stdout, stderr io.Writer) er
 // xrCrashTest runs the test in a fresh temporary folder, removed
 // afterwards unless keep, and prints its figures.
 func xrCrashTest(ctx context.Context, command, env []string, keep bool, history string, c chaos.XRConfig, stdout, stderr io.Writer) error {
-	dir, err := os.MkdirTemp("", "yibao-chaos-xr-")
+	dir, hist, done, err := chaosRunDir("yibao-chaos-xr-", keep, history, stderr)
 	if err != nil {
 		return err
 	}
-	if keep {
-		defer fmt.Fprintf(stderr, "kept %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	c.Command, c.Env, c.Dir, c.Log = command, env, dir, stderr
-	if history != "" {
-		f, err := os.Create(history)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		c.History = f
-	}
+	defer done()
+	c.Command, c.Env, c.Dir, c.Log, c.History = command, env, dir, stderr, hist
 	fmt.Fprintf(stdout, "cross-region crash test R20 — %s\nthe hub and nodes 37, 32, 44 as processes on SQLite, seed %d; %d workers, %s, %d kills\n",
 		machine(), c.Seed, c.Workers, c.Duration, c.Kills)
 	rep, err := chaos.CrossRegion(ctx, c)

@@ -55,27 +55,41 @@ func runFailover(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return failoverDrill(ctx, []string{exe}, nil, *keep, *history, c, stdout, stderr)
 }
 
+// chaosRunDir makes a fresh temporary folder for a fault test (removed
+// by done unless keep) and opens its history file, if one is asked for.
+func chaosRunDir(prefix string, keep bool, history string, stderr io.Writer) (dir string, hist io.Writer, done func(), err error) {
+	if dir, err = os.MkdirTemp("", prefix); err != nil {
+		return "", nil, nil, err
+	}
+	var f *os.File
+	if history != "" {
+		if f, err = os.Create(history); err != nil {
+			os.RemoveAll(dir)
+			return "", nil, nil, err
+		}
+		hist = f
+	}
+	return dir, hist, func() {
+		if f != nil {
+			f.Close()
+		}
+		if keep {
+			fmt.Fprintf(stderr, "kept %s\n", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}, nil
+}
+
 // failoverDrill runs the drill in a fresh temporary folder, removed
 // afterwards unless keep, and prints its figures.
 func failoverDrill(ctx context.Context, command, env []string, keep bool, history string, c chaos.FailoverConfig, stdout, stderr io.Writer) error {
-	dir, err := os.MkdirTemp("", "yibao-failover-")
+	dir, hist, done, err := chaosRunDir("yibao-failover-", keep, history, stderr)
 	if err != nil {
 		return err
 	}
-	if keep {
-		defer fmt.Fprintf(stderr, "kept %s\n", dir)
-	} else {
-		defer os.RemoveAll(dir)
-	}
-	c.Command, c.Env, c.Dir, c.Log = command, env, dir, stderr
-	if history != "" {
-		f, err := os.Create(history)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		c.History = f
-	}
+	defer done()
+	c.Command, c.Env, c.Dir, c.Log, c.History = command, env, dir, stderr, hist
 	fmt.Fprintf(stdout, "failover drill R19 — %s, seed %d\n", machine(), c.Load.Seed)
 	rep, err := chaos.Failover(ctx, c)
 	if err != nil {
