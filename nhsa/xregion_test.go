@@ -14,6 +14,31 @@ import (
 	"yibao/settlement"
 )
 
+// xrFixture is a HIS client of the treating node's first Nanjing hospital,
+// the insured node's employees with a filing for Jiangsu (long_term,
+// referred, temporary, emergency, then ones without) and their ID numbers.
+func xrFixture(t *testing.T, sd, js *app.RegionNode) (*client.Client, []string, map[string]string) {
+	t.Helper()
+	var his *client.Client
+	for _, in := range js.Dataset.Institutions {
+		for _, k := range js.Dataset.APIKeys {
+			if his == nil && in.Kind == yibao.KindHospital && in.Admdvs == "320100" && k.FixmedinsCode == in.Code {
+				his = &client.Client{BaseURL: js.URL, FixmedinsCode: in.Code, FixmedinsName: in.Name, Admvs: "320100", Opter: "001",
+					OpterName: "收费员", Signer: &auth.Signer{KeyID: k.KeyID, Secret: k.Secret}}
+			}
+		}
+	}
+	ps := app.DemoCrossRegionPersons(sd.Dataset)
+	if his == nil || len(ps) < 8 {
+		t.Fatal("demo data lacks a Nanjing hospital key or Shandong employees")
+	}
+	idOf := map[string]string{}
+	for _, p := range sd.Dataset.Persons {
+		idOf[p.PsnNo] = p.IDNumber
+	}
+	return his, ps, idOf
+}
+
 // TestCrossRegionRegistration: a Jiangsu hospital's HIS registers (2201)
 // and admits (2401) patients insured in Shandong with their ID card, on
 // the national interface. The first time, the treating node has never
@@ -25,25 +50,7 @@ func TestCrossRegionRegistration(t *testing.T) {
 	ctx := context.Background()
 	r := apptest.Regions(t, "37", "32")
 	sd, js := r.Node("37"), r.Node("32")
-	var his *client.Client
-	for _, in := range js.Dataset.Institutions {
-		for _, k := range js.Dataset.APIKeys {
-			if his == nil && in.Kind == yibao.KindHospital && in.Admdvs == "320100" && k.FixmedinsCode == in.Code {
-				his = &client.Client{BaseURL: js.URL, FixmedinsCode: in.Code, FixmedinsName: in.Name, Admvs: "320100", Opter: "001",
-					OpterName: "收费员", Signer: &auth.Signer{KeyID: k.KeyID, Secret: k.Secret}}
-			}
-		}
-	}
-	// The Shandong employees with a filing for Jiangsu (long_term,
-	// referred, temporary, emergency), then ones without.
-	ps := app.DemoCrossRegionPersons(sd.Dataset)
-	if his == nil || len(ps) < 6 {
-		t.Fatal("demo data lacks a Nanjing hospital key or Shandong employees")
-	}
-	idOf := map[string]string{}
-	for _, p := range sd.Dataset.Persons {
-		idOf[p.PsnNo] = p.IDNumber
-	}
+	his, ps, idOf := xrFixture(t, sd, js)
 	cases := []struct {
 		name      string
 		infno     string
@@ -120,20 +127,7 @@ func TestCrossRegionPersonQuery(t *testing.T) {
 	ctx := context.Background()
 	r := apptest.Regions(t, "37", "32")
 	sd, js := r.Node("37"), r.Node("32")
-	var his *client.Client
-	for _, in := range js.Dataset.Institutions {
-		for _, k := range js.Dataset.APIKeys {
-			if his == nil && in.Kind == yibao.KindHospital && k.FixmedinsCode == in.Code {
-				his = &client.Client{BaseURL: js.URL, FixmedinsCode: in.Code, FixmedinsName: in.Name, Admvs: in.Admdvs, Opter: "1", OpterName: "收费员",
-					Signer: &auth.Signer{KeyID: k.KeyID, Secret: k.Secret}}
-			}
-		}
-	}
-	ps := app.DemoCrossRegionPersons(sd.Dataset)
-	idOf := map[string]string{}
-	for _, p := range sd.Dataset.Persons {
-		idOf[p.PsnNo] = p.IDNumber
-	}
+	his, ps, idOf := xrFixture(t, sd, js)
 	sys := yibao.WithPrincipal(ctx, yibao.System("test"))
 	snap, err := sd.App.Settle.SnapshotInsured(sys, settlement.SnapshotRequest{PsnNo: ps[6], Insutype: "310", Year: 2026})
 	if err != nil {
