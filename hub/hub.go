@@ -71,7 +71,7 @@ type Hub struct {
 
 	// fault, in tests, runs at named points of the protocol; an error
 	// there stops the step as a crash would.
-	fault func(point, txid string) error
+	fault atomic.Pointer[func(point, txid string) error]
 }
 
 // New builds a hub over its own database and ledger.
@@ -122,13 +122,19 @@ func (h *Hub) now() time.Time {
 }
 
 // SetFault installs a fault hook (tests).
-func (h *Hub) SetFault(f func(point, txid string) error) { h.fault = f }
+func (h *Hub) SetFault(f func(point, txid string) error) {
+	if f == nil {
+		h.fault.Store(nil)
+		return
+	}
+	h.fault.Store(&f)
+}
 
 func (h *Hub) faultAt(point, txid string) error {
-	if h.fault == nil {
-		return nil
+	if f := h.fault.Load(); f != nil {
+		return (*f)(point, txid)
 	}
-	return h.fault(point, txid)
+	return nil
 }
 
 // nodeFor returns the node keeping region admdvs.
