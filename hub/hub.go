@@ -299,7 +299,8 @@ func (h *Hub) Begin(ctx context.Context, from string, m *settlement.Prepare) (*s
 	if err := h.faultAt("after-vote", m.TxID); err != nil {
 		return nil, err
 	}
-	d, err := h.decide(ctx, m.TxID, vote)
+	// The decision is written even if the treating node hung up meanwhile.
+	d, err := h.decide(context.WithoutCancel(ctx), m.TxID, vote)
 	if err != nil {
 		return nil, err
 	}
