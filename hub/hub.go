@@ -577,22 +577,14 @@ func (h *Hub) Undelivered(ctx context.Context) (int, error) {
 
 // Run delivers messages and sweeps timeouts until ctx ends.
 func (h *Hub) Run(ctx context.Context) {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
-	for {
+	yibao.EveryOrWoken(ctx, 500*time.Millisecond, h.kick, func(ctx context.Context) {
 		if _, err := h.SweepTimeouts(ctx); err != nil && ctx.Err() == nil {
 			h.log.Error("hub timeout sweep", "err", err)
 		}
 		if _, err := h.Deliver(ctx); err != nil && ctx.Err() == nil {
 			h.log.Error("hub delivery", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-h.kick:
-		}
-	}
+	})
 }
 
 // Status is the hub at a glance.

@@ -177,40 +177,15 @@ func (s *Service) remotePublished(ctx context.Context, admdvs string) ([]*policy
 	return list, nil
 }
 
-// remoteLegs are a cross-region settlement's legs at the treating node:
-// what the insured region's funds and the person's account pay comes out
-// of the position with that region (异地垫付: this node advances it and
-// clearing collects it), every leg pending until the hub decides.
-func (p *plan) remoteLegs() error {
-	si := &p.res.SetlInfo
-	recv := ledger.HospitalReceivable(p.v.FixmedinsCode)
-	xr := ledger.InterRegion(p.v.InsuAdmdvs)
-	p.accounts = []ledger.Account{recv, xr}
-	p.legs = []Leg{}
-	for _, d := range p.res.SetlDetail {
-		if d.FundPayType == "310200" || d.FundPayamt == 0 {
-			continue
-		}
-		p.legs = append(p.legs, Leg{Leg: "fund:" + d.FundPayType, FundPayType: d.FundPayType, Debit: xr.ID, Credit: recv.ID, Amount: d.FundPayamt, Pending: true})
-	}
-	if si.AcctPay > 0 {
-		if si.AcctMulaidPay > 0 {
-			return yibao.Errorf(yibao.CodePrecondition, "family mutual aid (家庭共济) is not available for cross-region settlement")
-		}
-		p.legs = append(p.legs, Leg{Leg: "acct_pay", FundPayType: "310200", Debit: xr.ID, Credit: recv.ID, Amount: si.AcctPay, Pending: true})
-	}
-	return nil
-}
-
 // prepareFor builds the insured node's part of a plan.
 func (p *plan) prepareFor(setlID, treating string) *Prepare {
 	si := &p.res.SetlInfo
 	m := &Prepare{TxID: setlID, PsnNo: p.v.PsnNo, Insutype: p.v.Insutype, InsuAdmdvs: p.v.InsuAdmdvs, TreatingAdmdvs: treating,
 		FixmedinsCode: p.v.FixmedinsCode, MedfeeSumamt: si.MedfeeSumamt, FundPay: si.FundPaySumamt, AcctPay: si.AcctPay,
 		Change: p.res.Accumulators, Version: p.accVer, Exists: p.accExists}
-	for _, d := range p.res.SetlDetail {
-		if d.FundPayType != "310200" && d.FundPayamt != 0 {
-			m.Funds = append(m.Funds, RemoteFund{FundPayType: d.FundPayType, Amount: d.FundPayamt})
+	for _, l := range p.legs {
+		if l.FundPayType != "" && l.FundPayType != "310200" {
+			m.Funds = append(m.Funds, RemoteFund{FundPayType: l.FundPayType, Amount: l.Amount})
 		}
 	}
 	return m
@@ -319,15 +294,11 @@ func (s *Service) InDoubtTreating(ctx context.Context, before time.Time) ([]stri
 // queued for the hub (the insured node then gives back its funds and
 // accumulators: the compensation).
 func (s *Service) remoteUndone(ctx context.Context, tx *sqlstore.Tx, st *Settlement, to string) error {
-	state := XRAborted
+	from, state := XRPrepared, XRAborted
 	if to == StatusReversed {
-		state = XRReversed
+		from, state = XRCommitted, XRReversed
 	}
 	now := micros(s.now())
-	from := XRPrepared
-	if to == StatusReversed {
-		from = XRCommitted
-	}
 	res, err := tx.Exec(ctx, `UPDATE xr_treating SET state = ?, updated_at = ? WHERE setl_id = ? AND state = ?`, state, now, st.SetlID, from)
 	if err != nil {
 		return err
@@ -371,14 +342,6 @@ func (s *Service) GuestRegion(insuplc, psnNo string) string {
 		return ""
 	}
 	return ad
-}
-
-// importRemotePerson copies a person insured by another node (and their
-// coverage) into this node's registry, and returns the cross-region
-// status their filing gives treatment here.
-func (s *Service) importRemotePerson(ctx context.Context, r VisitRequest, insured, treating string) (string, error) {
-	_, status, err := s.ImportRemotePerson(ctx, PersonRequest{PsnNo: r.PsnNo, InsuAdmdvs: insured, TreatingAdmdvs: treating, FixmedinsCode: r.FixmedinsCode, Date: r.BeginDate})
-	return status, err
 }
 
 // ImportRemotePerson copies a person insured by another node (and their
@@ -464,13 +427,24 @@ func (s *Service) SnapshotInsured(ctx context.Context, r SnapshotRequest) (*Snap
 		return nil, err
 	}
 	out := &Snapshot{Accumulators: acc, Version: ver, Exists: exists}
-	if b, err := s.led.Balance(ctx, ledger.PersonalAccount(r.PsnNo).ID); err == nil {
-		out.Account = max(b.Available, 0)
-	} else if !yibao.IsCode(err, yibao.CodeNotFound) {
+	if out.Account, err = s.accountAvailable(ctx, r.PsnNo); err != nil {
 		return nil, err
 	}
 	out.Accumulators.AccountBalance = out.Account
 	return out, nil
+}
+
+// accountAvailable is what a person's account can still pay (0 for a
+// person without one).
+func (s *Service) accountAvailable(ctx context.Context, psnNo string) (money.Fen, error) {
+	b, err := s.led.Balance(ctx, ledger.PersonalAccount(psnNo).ID)
+	if yibao.IsCode(err, yibao.CodeNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return max(b.Available, 0), nil
 }
 
 // insuredLegs are the insured node's legs: its funds and the person's

@@ -245,15 +245,12 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 			return nil, err
 		}
 		acc, p.accVer, p.accExists = snap.Accumulators, snap.Version, snap.Exists
-		acc.AccountBalance = snap.Account
 	} else {
 		acc, p.accVer, p.accExists, err = s.loadAccumulators(ctx, s.db, v.PsnNo, v.Insutype, year, month)
 		if err != nil {
 			return nil, err
 		}
-		if b, err := s.led.Balance(ctx, ledger.PersonalAccount(v.PsnNo).ID); err == nil {
-			acc.AccountBalance = max(b.Available, 0)
-		} else if !yibao.IsCode(err, yibao.CodeNotFound) {
+		if acc.AccountBalance, err = s.accountAvailable(ctx, v.PsnNo); err != nil {
 			return nil, err
 		}
 	}
@@ -310,16 +307,14 @@ func (s *Service) prepare(ctx context.Context, id string, r SettleRequest, expla
 		return nil, err
 	}
 	p.in, p.res = in, res
+	payMode := r.PayMode
 	if p.remote {
 		if r.PayMode == PayLater || r.Hold != nil {
 			return nil, yibao.FieldError("pay_mode", "a cross-region settlement is paid at the counter (pay_mode cash)")
 		}
-		if err := p.remoteLegs(); err != nil {
-			return nil, err
-		}
-		return p, nil
+		payMode = PayLater // every leg pending until the hub decides; the cash part is taken when it commits
 	}
-	if err := p.buildLegs(r.PayMode, r.Hold); err != nil {
+	if err := p.buildLegs(payMode, r.Hold); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -394,22 +389,35 @@ func (p *plan) buildLegs(payMode string, hold *CreditHold) error {
 	pending := payMode == PayLater
 	p.accounts = []ledger.Account{recv}
 	p.legs = []Leg{}
+	// Who pays the funds' and the account's parts: the region's funds and
+	// the person's account; for a person insured by another node, the
+	// position with that region (异地垫付: this node advances it, clearing
+	// collects it).
+	fundFrom := func(fpt string) ledger.Account { return fundAccount(p.v.InsuAdmdvs, fpt) }
+	acctFrom := ledger.PersonalAccount(p.v.PsnNo)
+	if p.remote {
+		xr := ledger.InterRegion(p.v.InsuAdmdvs)
+		fundFrom = func(string) ledger.Account { return xr }
+		acctFrom = xr
+		p.accounts = append(p.accounts, xr)
+	}
 	var funds money.Fen
 	for _, d := range p.res.SetlDetail {
 		if d.FundPayType == "310200" || d.FundPayamt == 0 {
 			continue // the personal account is its own legs below
 		}
-		fa := fundAccount(p.v.InsuAdmdvs, d.FundPayType)
-		p.legs = append(p.legs, Leg{Leg: "fund:" + d.FundPayType, FundPayType: d.FundPayType, Debit: fa.ID, Credit: recv.ID, Amount: d.FundPayamt, Pending: pending})
+		p.legs = append(p.legs, Leg{Leg: "fund:" + d.FundPayType, FundPayType: d.FundPayType, Debit: fundFrom(d.FundPayType).ID, Credit: recv.ID,
+			Amount: d.FundPayamt, Pending: pending})
 		funds += d.FundPayamt
 	}
 	if funds != si.FundPaySumamt {
 		return yibao.Errorf(yibao.CodeInternal, "fund legs %s differ from fund_pay_sumamt %s", funds, si.FundPaySumamt)
 	}
 	if own := si.AcctPay - si.AcctMulaidPay; own > 0 {
-		a := ledger.PersonalAccount(p.v.PsnNo)
-		p.accounts = append(p.accounts, a)
-		p.legs = append(p.legs, Leg{Leg: "acct_pay", FundPayType: "310200", Debit: a.ID, Credit: recv.ID, Amount: own, Pending: pending})
+		if !p.remote {
+			p.accounts = append(p.accounts, acctFrom)
+		}
+		p.legs = append(p.legs, Leg{Leg: "acct_pay", FundPayType: "310200", Debit: acctFrom.ID, Credit: recv.ID, Amount: own, Pending: pending})
 	}
 	if si.AcctMulaidPay > 0 {
 		a := ledger.PersonalAccount(p.family)

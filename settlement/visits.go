@@ -183,7 +183,7 @@ func (s *Service) OpenVisit(ctx context.Context, r VisitRequest) (*Visit, error)
 	if ad := s.GuestRegion(r.InsuplcAdmdvs, r.PsnNo); ad != "" {
 		// Insured by another region's node: fetch the person, their
 		// coverage and the filing that applies here, and keep a copy.
-		status, err := s.importRemotePerson(ctx, r, ad, admdvs)
+		_, status, err := s.ImportRemotePerson(ctx, PersonRequest{PsnNo: r.PsnNo, InsuAdmdvs: ad, TreatingAdmdvs: admdvs, FixmedinsCode: r.FixmedinsCode, Date: r.BeginDate})
 		if err != nil {
 			return nil, err
 		}

@@ -48,7 +48,6 @@ type Node struct {
 	verify *wire.Verifier
 	log    *slog.Logger
 	clock  atomic.Pointer[func() time.Time]
-	kick   chan struct{}
 }
 
 // New builds the node side; set it as the settlement service's Remote.
@@ -62,7 +61,7 @@ func New(cfg Config, db *sqlstore.DB, settle *settlement.Service, ec *ecert.Serv
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	n := &Node{cfg: cfg, db: db, settle: settle, ecert: ec, log: cfg.Log, kick: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, db: db, settle: settle, ecert: ec, log: cfg.Log}
 	n.client = &wire.Client{Signer: &wire.Signer{From: cfg.ID, Key: cfg.Key}, Timeout: cfg.Timeout}
 	n.verify = &wire.Verifier{Keys: func(from string) *gmcrypto.PublicKey {
 		if from == "hub" {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"yibao"
 	"yibao/settlement"
 	"yibao/xregion/wire"
 )
@@ -113,30 +114,14 @@ func (n *Node) Report(ctx context.Context) (int, error) {
 	return sent, nil
 }
 
-// Kick wakes the loop (a reversal was queued).
-func (n *Node) Kick() {
-	select {
-	case n.kick <- struct{}{}:
-	default:
-	}
-}
-
 // Run recovers and reports every interval until ctx ends.
 func (n *Node) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
+	yibao.EveryOrWoken(ctx, interval, nil, func(ctx context.Context) {
 		if _, err := n.Report(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("cross-region report", "err", err)
 		}
 		if _, err := n.Recover(ctx); err != nil && ctx.Err() == nil {
 			n.log.Error("cross-region recovery", "err", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		case <-n.kick:
-		}
-	}
+	})
 }
