@@ -178,22 +178,32 @@ type Txn struct {
 	Reversed       bool       `json:"reversed"`
 	RevMonth       string     `json:"rev_month,omitempty"`
 	CreatedAt      time.Time  `json:"created_at"`
+	Deadline       time.Time  `json:"deadline"` // for the insured node's vote
 	DecidedAt      *time.Time `json:"decided_at,omitempty"`
 }
 
+// decision is what the log says of a decided transaction.
+func (t *Txn) decision() *settlement.Decision {
+	return &settlement.Decision{TxID: t.TxID, Committed: t.State == "committed", ClrMonth: t.ClrMonth, Reason: t.Reason}
+}
+
+// noVote is the reason of a transaction aborted because the insured
+// node did not vote by the deadline.
+const noVote = "the insured region did not vote in time"
+
 const txnCols = `txid, insured_node, treating_node, insu_admdvs, treating_admdvs, psn_no, fixmedins_code, medfee_sumamt, fund_pay, acct_pay,
-	state, reason, clr_month, reversed, rev_month, created_at, decided_at`
+	state, reason, clr_month, reversed, rev_month, created_at, deadline, decided_at`
 
 func scanTxn(sc interface{ Scan(...any) error }) (*Txn, error) {
 	var t Txn
 	var rev int
-	var created, decided int64
+	var created, deadline, decided int64
 	if err := sc.Scan(&t.TxID, &t.InsuredNode, &t.TreatingNode, &t.InsuAdmdvs, &t.TreatingAdmdvs, &t.PsnNo, &t.FixmedinsCode, &t.MedfeeSumamt,
-		&t.FundPay, &t.AcctPay, &t.State, &t.Reason, &t.ClrMonth, &rev, &t.RevMonth, &created, &decided); err != nil {
+		&t.FundPay, &t.AcctPay, &t.State, &t.Reason, &t.ClrMonth, &rev, &t.RevMonth, &created, &deadline, &decided); err != nil {
 		return nil, err
 	}
 	t.Reversed = rev != 0
-	t.CreatedAt = time.UnixMicro(created).UTC()
+	t.CreatedAt, t.Deadline = time.UnixMicro(created).UTC(), time.UnixMicro(deadline).UTC()
 	if decided != 0 {
 		d := time.UnixMicro(decided).UTC()
 		t.DecidedAt = &d
@@ -320,13 +330,10 @@ func (h *Hub) recorded(ctx context.Context, from, txid string) (*settlement.Deci
 	if t.TreatingNode != from {
 		return nil, yibao.Errorf(yibao.CodeConflict, "transaction %s belongs to another node", txid)
 	}
-	switch t.State {
-	case "committed":
-		return &settlement.Decision{Committed: true, ClrMonth: t.ClrMonth}, nil
-	case "aborted":
-		return &settlement.Decision{Reason: t.Reason}, nil
+	if t.State == "preparing" {
+		return nil, yibao.Errorf(yibao.CodeUnavailable, "transaction %s is still being decided", txid)
 	}
-	return nil, yibao.Errorf(yibao.CodeUnavailable, "transaction %s is still being decided", txid)
+	return t.decision(), nil
 }
 
 // decide records the outcome of a vote, unless the transaction was
@@ -341,7 +348,7 @@ func (h *Hub) decide(ctx context.Context, txid string, vote settlement.Decision)
 			return err
 		}
 		if t.State != "preparing" {
-			out = &settlement.Decision{TxID: txid, Committed: t.State == "committed", ClrMonth: t.ClrMonth, Reason: t.Reason}
+			out = t.decision()
 			return nil
 		}
 		state, month, reason := "aborted", "", vote.Reason
@@ -403,16 +410,12 @@ func (h *Hub) Decision(ctx context.Context, from, txid string) (*settlement.Deci
 		return nil, yibao.Errorf(yibao.CodeNotFound, "no cross-region transaction %s", txid)
 	}
 	if t.State == "preparing" {
-		var deadline int64
-		if err := h.db.QueryRow(ctx, `SELECT deadline FROM hub_txns WHERE txid = ?`, txid).Scan(&deadline); err != nil {
-			return nil, err
-		}
-		if micros(h.now()) < deadline {
+		if h.now().Before(t.Deadline) {
 			return nil, yibao.Errorf(yibao.CodeUnavailable, "transaction %s is still being decided", txid)
 		}
-		return h.decide(ctx, txid, settlement.Decision{Reason: "the insured region did not vote in time"})
+		return h.decide(ctx, txid, settlement.Decision{Reason: noVote})
 	}
-	return &settlement.Decision{TxID: txid, Committed: t.State == "committed", ClrMonth: t.ClrMonth, Reason: t.Reason}, nil
+	return t.decision(), nil
 }
 
 // SweepTimeouts aborts transactions whose insured node did not vote by
@@ -423,7 +426,7 @@ func (h *Hub) SweepTimeouts(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	for _, id := range ids {
-		if _, err := h.decide(ctx, id, settlement.Decision{Reason: "the insured region did not vote in time"}); err != nil {
+		if _, err := h.decide(ctx, id, settlement.Decision{Reason: noVote}); err != nil {
 			return 0, err
 		}
 	}
