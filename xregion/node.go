@@ -155,27 +155,15 @@ func (n *Node) Handler() http.Handler {
 			wire.Reply(w, v, err)
 		})
 	}
-	on("/xr/v1/person", func(ctx context.Context, body []byte) (any, error) {
-		var in settlement.PersonRequest
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	on("/xr/v1/person", decoded(func(ctx context.Context, in settlement.PersonRequest) (any, error) {
 		return n.settle.PersonInsured(ctx, in)
-	})
-	on("/xr/v1/snapshot", func(ctx context.Context, body []byte) (any, error) {
-		var in settlement.SnapshotRequest
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	}))
+	on("/xr/v1/snapshot", decoded(func(ctx context.Context, in settlement.SnapshotRequest) (any, error) {
 		return n.settle.SnapshotInsured(ctx, in)
-	})
-	on("/xr/v1/policies", func(ctx context.Context, body []byte) (any, error) {
-		var in struct {
-			Admdvs string `json:"admdvs"`
-		}
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	}))
+	on("/xr/v1/policies", decoded(func(ctx context.Context, in struct {
+		Admdvs string `json:"admdvs"`
+	}) (any, error) {
 		docs, err := n.settle.PublishedDocs(ctx, in.Admdvs)
 		if err != nil {
 			return nil, err
@@ -185,85 +173,63 @@ func (n *Node) Handler() http.Handler {
 			raw[i] = d
 		}
 		return map[string]any{"docs": raw}, nil
-	})
-	on("/xr/v1/ecert/resolve", func(ctx context.Context, body []byte) (any, error) {
-		var in codeRequest
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	}))
+	on("/xr/v1/ecert/resolve", decoded(func(ctx context.Context, in codeRequest) (any, error) {
 		if n.ecert == nil {
 			return nil, yibao.Errorf(yibao.CodeUnavailable, "this node has no e-certificate service")
 		}
 		return n.ecert.UseForeignCode(ctx, in.Code, in.FixmedinsCode)
-	})
-	on("/xr/v1/prepare", func(ctx context.Context, body []byte) (any, error) {
-		var in settlement.Prepare
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	}))
+	on("/xr/v1/prepare", decoded(func(ctx context.Context, in settlement.Prepare) (any, error) {
 		return n.settle.PrepareInsured(ctx, &in)
-	})
+	}))
 	type txMsg struct {
 		TxID     string `json:"txid"`
 		ClrMonth string `json:"clr_month,omitempty"`
 		RevMonth string `json:"rev_month,omitempty"`
 	}
-	on("/xr/v1/commit", func(ctx context.Context, body []byte) (any, error) {
-		var in txMsg
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	on("/xr/v1/commit", decoded(func(ctx context.Context, in txMsg) (any, error) {
 		return ok, n.settle.CommitInsured(ctx, in.TxID, in.ClrMonth)
-	})
-	on("/xr/v1/abort", func(ctx context.Context, body []byte) (any, error) {
-		var in txMsg
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
-		return ok, n.settle.AbortInsured(ctx, in.TxID)
-	})
-	on("/xr/v1/reverse", func(ctx context.Context, body []byte) (any, error) {
-		var in txMsg
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	}))
+	on("/xr/v1/abort", decoded(func(ctx context.Context, in txMsg) (any, error) { return ok, n.settle.AbortInsured(ctx, in.TxID) }))
+	on("/xr/v1/reverse", decoded(func(ctx context.Context, in txMsg) (any, error) {
 		return ok, n.settle.ReverseInsured(ctx, in.TxID, in.RevMonth)
-	})
-	on("/xr/v1/decision", func(ctx context.Context, body []byte) (any, error) {
+	}))
+	on("/xr/v1/decision", decoded(func(ctx context.Context, d settlement.Decision) (any, error) {
 		// The hub pushes the decision of a settlement this node treats.
-		var d settlement.Decision
-		if err := wire.Decode(body, &d); err != nil {
-			return nil, err
-		}
 		if d.TxID == "" {
 			return nil, yibao.FieldError("txid", "a decision names its transaction")
 		}
 		_, err := n.settle.ResolveTreating(ctx, d.TxID, &d)
 		return ok, err
-	})
-	on("/xr/v1/positions", func(ctx context.Context, body []byte) (any, error) {
-		var in struct {
-			Month string `json:"clr_month"`
-		}
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	}))
+	on("/xr/v1/positions", decoded(func(ctx context.Context, in struct {
+		Month string `json:"clr_month"`
+	}) (any, error) {
 		return n.settle.PositionsFor(ctx, in.Month)
-	})
-	on("/xr/v1/clearing", func(ctx context.Context, body []byte) (any, error) {
-		var in struct {
-			Month string           `json:"clr_month"`
-			Nets  map[string]int64 `json:"nets"`
-		}
-		if err := wire.Decode(body, &in); err != nil {
-			return nil, err
-		}
+	}))
+	on("/xr/v1/clearing", decoded(func(ctx context.Context, in struct {
+		Month string           `json:"clr_month"`
+		Nets  map[string]int64 `json:"nets"`
+	}) (any, error) {
 		return ok, n.settle.PostClearing(ctx, in.Month, in.Nets)
-	})
+	}))
 	return mux
 }
 
 var ok = map[string]bool{"ok": true}
+
+// decoded adapts a handler of a typed message to the raw body (strict
+// decoding, wire.Decode).
+func decoded[T any](f func(ctx context.Context, in T) (any, error)) func(context.Context, []byte) (any, error) {
+	return func(ctx context.Context, body []byte) (any, error) {
+		var in T
+		if err := wire.Decode(body, &in); err != nil {
+			return nil, err
+		}
+		return f(ctx, in)
+	}
+}
 
 // codeRequest carries an e-certificate code shown at another region's
 // hospital.
